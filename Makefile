@@ -1,0 +1,63 @@
+# The README's two commands are `make demo` and `make test`; everything else serves them.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+LOCALE := translation/locale
+PYTEST_WORKERS ?= auto
+
+.PHONY: install demo test test-postgres bench lint typecheck catalogs-extract catalogs-update catalogs-compile catalogs-check migrate serve clean
+
+install: $(STAMP) catalogs-compile
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Puente needs Python 3.11 ($(PYTHON) not found)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+# Catalogs: extract keys from code and templates, merge into both catalogs, compile.
+catalogs-extract: $(STAMP)
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k _ --no-location --sort-output \
+		--project=Puente -o $(LOCALE)/messages.pot . >/dev/null
+
+catalogs-update: catalogs-extract
+	$(BIN)/pybabel update -i $(LOCALE)/messages.pot -d $(LOCALE) -D messages \
+		--no-fuzzy-matching --ignore-obsolete --no-location
+
+catalogs-compile: $(STAMP)
+	@$(BIN)/pybabel compile -d $(LOCALE) -D messages >/dev/null
+
+catalogs-check: catalogs-extract
+	$(BIN)/python -m translation.po missing
+
+migrate: install
+	$(BIN)/puente migrate
+
+demo: install
+	$(BIN)/puente demo
+
+serve: install
+	$(BIN)/puente serve
+
+test: install
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+
+test-postgres: install
+	PUENTE_TEST_DATABASE_URL=$${PUENTE_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres} \
+		$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	PUENTE_DATABASE_URL=sqlite:///./var/alembic-check.db $(BIN)/puente migrate >/dev/null
+	PUENTE_DATABASE_URL=sqlite:///./var/alembic-check.db $(BIN)/alembic check
+
+bench: install
+	$(BIN)/python benchmarks/read_throughput.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	find $(LOCALE) -name '*.mo' -delete

@@ -1,0 +1,1 @@
+"""The demo scenario, loaded through the same service functions as real data."""

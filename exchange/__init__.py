@@ -1,0 +1,1 @@
+"""Exchange: the FHIR resource store, hospital data ownership, (later) matching."""

@@ -1,0 +1,145 @@
+"""The resource store, laid out like HAPI's: current resources, past versions, and search
+index tables filled at write time so that a search never scans JSON.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from puente.db import Base, JSONDocument, UTCDateTime
+
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+PUENTE_OWNER = "puente"  # the pseudo-system that owns what people and operators write
+
+
+class StoredResource(Base):
+    __tablename__ = "resource"
+    __table_args__ = (
+        UniqueConstraint("res_type", "res_id", name="uq_resource_type_id"),
+        Index("ix_resource_type_updated", "res_type", "last_updated"),
+        Index("ix_resource_owner_type", "owner", "res_type"),
+    )
+
+    pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    res_type: Mapped[str] = mapped_column(String(64))
+    res_id: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    owner: Mapped[str] = mapped_column(String(32))  # hospital system code or "puente"
+    owner_country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_updated: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
+
+
+class ResourceVersion(Base):
+    __tablename__ = "resource_version"
+    __table_args__ = (Index("ix_resource_version_updated", "last_updated"),)
+
+    resource_pk: Mapped[int] = mapped_column(
+        ForeignKey("resource.pk", ondelete="CASCADE"), primary_key=True
+    )
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    res_type: Mapped[str] = mapped_column(String(64))
+    res_id: Mapped[str] = mapped_column(String(64))
+    owner: Mapped[str] = mapped_column(String(32))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    method: Mapped[str] = mapped_column(String(8))  # POST PUT PATCH DELETE
+    last_updated: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    content: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
+
+
+
+
+class StringIndex(Base):
+    """`value` is accent- and case-folded for the default and :contains searches."""
+
+    __tablename__ = "idx_string"
+    __table_args__ = (Index("ix_idx_string_lookup", "res_type", "param", "value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resource_pk: Mapped[int] = mapped_column(
+        ForeignKey("resource.pk", ondelete="CASCADE"), index=True
+    )
+    res_type: Mapped[str] = mapped_column(String(64))
+    param: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(255))
+    exact: Mapped[str] = mapped_column(String(255))
+
+
+class TokenIndex(Base):
+    __tablename__ = "idx_token"
+    __table_args__ = (
+        Index("ix_idx_token_code", "res_type", "param", "code"),
+        Index("ix_idx_token_system_code", "res_type", "param", "system", "code"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resource_pk: Mapped[int] = mapped_column(
+        ForeignKey("resource.pk", ondelete="CASCADE"), index=True
+    )
+    res_type: Mapped[str] = mapped_column(String(64))
+    param: Mapped[str] = mapped_column(String(64))
+    system: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    code: Mapped[str] = mapped_column(String(255))
+
+
+class DateIndex(Base):
+    """A date as the range it covers: `2024` is [2024-01-01T00:00, 2025-01-01T00:00)."""
+
+    __tablename__ = "idx_date"
+    __table_args__ = (Index("ix_idx_date_lookup", "res_type", "param", "low", "high"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resource_pk: Mapped[int] = mapped_column(
+        ForeignKey("resource.pk", ondelete="CASCADE"), index=True
+    )
+    res_type: Mapped[str] = mapped_column(String(64))
+    param: Mapped[str] = mapped_column(String(64))
+    low: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    high: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class ReferenceIndex(Base):
+    __tablename__ = "idx_reference"
+    __table_args__ = (
+        Index("ix_idx_reference_target", "res_type", "param", "target_type", "target_id"),
+        Index("ix_idx_reference_reverse", "target_type", "target_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resource_pk: Mapped[int] = mapped_column(
+        ForeignKey("resource.pk", ondelete="CASCADE"), index=True
+    )
+    res_type: Mapped[str] = mapped_column(String(64))
+    param: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    target_id: Mapped[str] = mapped_column(String(255))
+
+
+class QuantityIndex(Base):
+    __tablename__ = "idx_quantity"
+    __table_args__ = (Index("ix_idx_quantity_lookup", "res_type", "param", "value"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resource_pk: Mapped[int] = mapped_column(
+        ForeignKey("resource.pk", ondelete="CASCADE"), index=True
+    )
+    res_type: Mapped[str] = mapped_column(String(64))
+    param: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Decimal] = mapped_column(Numeric(24, 8))
+    system: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    code: Mapped[str | None] = mapped_column(String(64), nullable=True)

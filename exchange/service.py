@@ -1,0 +1,171 @@
+"""Use cases of the store: read, vread, search, and the writes operators make.
+
+Visibility here is the platform's: directory data (Organization) is readable by every
+authenticated role holding a scope on it; anything else only by its own hospital system.
+The consent issue replaces `_visible` with the disclosure gate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import Session
+
+from exchange import query, store
+from exchange.models import PUENTE_OWNER, ResourceVersion, StoredResource
+from exchange.resources import DIRECTORY_TYPES, STORE_TYPES
+from puente.auth.caller import Caller
+from puente.auth.scopes import Interaction
+from puente.errors import Gone, NotFound
+from puente.fhir.search import SearchRequest, parse_search
+from translation.i18n import N_
+
+COUNTRY_NAMES = {"MX": "México", "US": "United States"}
+
+
+@dataclass(frozen=True)
+class Found:
+    resource: dict[str, Any]
+    version: int
+    last_updated: Any
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    resources: list[dict[str, Any]]
+    total: int | None
+
+
+def _visible_clause(caller: Caller, resource_type: str) -> ColumnElement[bool]:
+    if resource_type in DIRECTORY_TYPES:
+        return true()
+    return StoredResource.owner == (caller.org_code or "")
+
+
+def _visible(caller: Caller, stored: StoredResource) -> bool:
+    return stored.res_type in DIRECTORY_TYPES or stored.owner == caller.org_code
+
+
+def capability(resource_type: str) -> Any:
+    found = STORE_TYPES.get(resource_type)
+    if found is None:
+        raise NotFound(N_("error.resource_type_unsupported"), resource_type=resource_type[:64])
+    return found
+
+
+def _load(session: Session, resource_type: str, res_id: str) -> StoredResource | None:
+    return session.scalars(
+        select(StoredResource).where(
+            StoredResource.res_type == resource_type, StoredResource.res_id == res_id
+        )
+    ).one_or_none()
+
+
+def read(session: Session, caller: Caller, *, resource_type: str, res_id: str) -> Found:
+    capability(resource_type)
+    caller.require(resource_type, Interaction.READ)
+    stored = _load(session, resource_type, res_id)
+    if stored is None or not _visible(caller, stored):
+        raise NotFound(resource_type=resource_type, res_id=res_id[:64])
+    if stored.deleted or stored.content is None:
+        raise Gone(resource_type=resource_type)
+    return Found(stored.content, stored.version, stored.last_updated)
+
+
+def vread(
+    session: Session, caller: Caller, *, resource_type: str, res_id: str, version: int
+) -> Found:
+    capability(resource_type)
+    caller.require(resource_type, Interaction.READ)
+    stored = _load(session, resource_type, res_id)
+    if stored is None or not _visible(caller, stored):
+        raise NotFound(resource_type=resource_type, res_id=res_id[:64])
+    row = session.get(ResourceVersion, (stored.pk, version))
+    if row is None:
+        raise NotFound(N_("error.version_not_found"), version=version)
+    if row.deleted or row.content is None:
+        raise Gone(resource_type=resource_type)
+    return Found(row.content, row.version, row.last_updated)
+
+
+def parse(resource_type: str, items: list[tuple[str, str]], *, lenient: bool) -> SearchRequest:
+    return parse_search(items, capability(resource_type).search_params, lenient=lenient)
+
+
+def search(
+    session: Session, caller: Caller, *, resource_type: str, request: SearchRequest
+) -> SearchResult:
+    capability(resource_type)
+    caller.require(resource_type, Interaction.SEARCH)
+    base = query.filtered(resource_type, request, _visible_clause(caller, resource_type))
+    total = None if request.total == "none" else query.count(session, base)
+    if request.count == 0:
+        return SearchResult([], total)
+    page = query.ordered(base, request.sort).offset(request.offset).limit(request.count)
+    rows = session.scalars(page).all()
+    return SearchResult([r.content for r in rows if r.content is not None], total)
+
+
+def ensure_country_organization(session: Session, *, country: str) -> str:
+    """The Organization of a country (`Organization/mx`), owned by Puente; its id."""
+    org_id = country.lower()
+    store.put(
+        session,
+        owner=PUENTE_OWNER,
+        owner_country=None,
+        resource={
+            "resourceType": "Organization",
+            "id": org_id,
+            "active": True,
+            "identifier": [{"system": "urn:iso:std:iso:3166", "value": country}],
+            "type": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/organization-type",
+                            "code": "govt",
+                            "display": "Government",
+                        }
+                    ]
+                }
+            ],
+            "name": COUNTRY_NAMES.get(country, country),
+            "address": [{"country": country}],
+        },
+    )
+    return org_id
+
+
+def register_hospital_organization(
+    session: Session, *, code: str, name: str, country: str
+) -> str:
+    """A hospital system's Organization, `partOf` its country's; owned by the system."""
+    country_id = ensure_country_organization(session, country=country)
+    store.put(
+        session,
+        owner=code,
+        owner_country=country,
+        resource={
+            "resourceType": "Organization",
+            "id": code,
+            "active": True,
+            "identifier": [{"system": "urn:puente:system", "value": code}],
+            "type": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/organization-type",
+                            "code": "prov",
+                            "display": "Healthcare Provider",
+                        }
+                    ]
+                }
+            ],
+            "name": name,
+            "address": [{"country": country}],
+            "partOf": {"reference": f"Organization/{country_id}"},
+        },
+    )
+    return code

@@ -1,0 +1,145 @@
+"""The write path of the store: versions, meta, and index rows filled at write time."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from exchange import indexing
+from exchange.models import (
+    DateIndex,
+    QuantityIndex,
+    ReferenceIndex,
+    ResourceVersion,
+    StoredResource,
+    StringIndex,
+    TokenIndex,
+)
+from exchange.resources import STORE_TYPES
+from exchange.validation import validate
+from puente.db import utcnow
+from puente.errors import Conflict
+from puente.fhir.dates import instant
+from puente.fhir.search import SearchParam
+from translation.i18n import N_
+
+_INDEX_TABLES = (StringIndex, TokenIndex, DateIndex, ReferenceIndex, QuantityIndex)
+
+
+def source_uri(owner: str, country: str | None) -> str:
+    """`meta.source`: which hospital system (and country) the data came from."""
+    return f"urn:puente:source:{(country or 'xx').lower()}:{owner}"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _params_for(resource_type: str) -> tuple[SearchParam, ...]:
+    capability = STORE_TYPES.get(resource_type)
+    return capability.search_params if capability else ()
+
+
+def _index(session: Session, stored: StoredResource) -> None:
+    session.execute(delete(StringIndex).where(StringIndex.resource_pk == stored.pk))
+    for table in _INDEX_TABLES[1:]:
+        session.execute(delete(table).where(table.resource_pk == stored.pk))
+    if stored.deleted or stored.content is None:
+        return
+    rows: list[Any] = []
+    common = {"resource_pk": stored.pk, "res_type": stored.res_type}
+    for param in _params_for(stored.res_type):
+        for row in indexing.index_rows(stored.content, param):
+            fields = {**common, "param": param.name}
+            match row:
+                case indexing.StringRow():
+                    rows.append(StringIndex(**fields, value=row.value, exact=row.exact))
+                case indexing.TokenRow():
+                    rows.append(TokenIndex(**fields, system=row.system, code=row.code[:255]))
+                case indexing.DateRow():
+                    rows.append(DateIndex(**fields, low=row.low, high=row.high))
+                case indexing.ReferenceRow():
+                    rows.append(
+                        ReferenceIndex(**fields, target_type=row.target_type, target_id=row.target_id)
+                    )
+                case indexing.QuantityRow():
+                    rows.append(
+                        QuantityIndex(**fields, value=row.value, system=row.system, code=row.code)
+                    )
+    session.add_all(rows)
+
+
+def _stamp(content: dict[str, Any], stored: StoredResource) -> dict[str, Any]:
+    stamped = copy.deepcopy(content)
+    meta = dict(stamped.get("meta") or {})
+    meta["versionId"] = str(stored.version)
+    meta["lastUpdated"] = instant(stored.last_updated)
+    meta["source"] = source_uri(stored.owner, stored.owner_country)
+    stamped["meta"] = meta
+    stamped["id"] = stored.res_id
+    return stamped
+
+
+def _same_content(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+    if old is None:
+        return False
+    strip = ("meta",)
+    return {k: v for k, v in old.items() if k not in strip} == {
+        k: v for k, v in new.items() if k not in strip
+    }
+
+
+def put(
+    session: Session,
+    *,
+    owner: str,
+    owner_country: str | None,
+    resource: dict[str, Any],
+    method: str = "PUT",
+) -> tuple[StoredResource, bool]:
+    """Create or update `resource` at its id on behalf of `owner`.
+
+    Returns the stored row and whether a new version was written (an update that changes
+    nothing keeps the current version, as HAPI does). Another owner's id is a conflict.
+    """
+    content = validate(resource)
+    resource_type = content["resourceType"]
+    res_id = content.get("id") or new_id()
+    content = {**content, "id": res_id}
+    stored = session.scalars(
+        select(StoredResource).where(
+            StoredResource.res_type == resource_type, StoredResource.res_id == res_id
+        )
+    ).one_or_none()
+    if stored is not None and stored.owner != owner:
+        raise Conflict(N_("error.id_owned_elsewhere"), resource_type=resource_type)
+    if stored is not None and not stored.deleted and _same_content(stored.content, content):
+        return stored, False
+    now = utcnow()
+    if stored is None:
+        stored = StoredResource(
+            res_type=resource_type, res_id=res_id, version=1, owner=owner,
+            owner_country=owner_country, deleted=False, last_updated=now,
+        )
+        session.add(stored)
+        method = "POST" if method == "PUT" and "id" not in resource else method
+    else:
+        stored.version += 1
+        stored.deleted = False
+        stored.last_updated = now
+    stored.content = _stamp(content, stored)
+    session.flush()
+    session.add(
+        ResourceVersion(
+            resource_pk=stored.pk, version=stored.version, res_type=resource_type,
+            res_id=res_id, owner=owner, deleted=False, method=method,
+            last_updated=now, content=stored.content,
+        )
+    )
+    _index(session, stored)
+    session.flush()
+    return stored, True

@@ -1,0 +1,1 @@
+"""The tamper-evident audit trail: append-only rows, chained by SHA-256, read as AuditEvent."""

@@ -1,0 +1,1 @@
+"""Authentication and authorization: systems, apps, accounts, tokens, the Caller."""

@@ -1,0 +1,25 @@
+"""The `puente` command: one console script for operators, CI and the demo.
+
+Exit codes: 0 success, 1 the work failed, 2 usage (typer/click's own).
+"""
+
+from __future__ import annotations
+
+import typer
+
+from puente.cli import accounts, audit, server
+
+app = typer.Typer(
+    name="puente",
+    help="Puente: cross-border health record exchange (Ciudad Juárez - El Paso).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+server.register(app)
+accounts.register(app)
+audit.register(app)
+
+
+def main() -> None:
+    app()

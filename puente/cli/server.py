@@ -1,0 +1,98 @@
+"""`puente migrate`, `serve`, `worker`, `beat`, `demo`."""
+
+from __future__ import annotations
+
+import typer
+
+from puente.settings import get_settings
+
+
+def migrate() -> None:
+    """Upgrade the database to the newest schema."""
+    from puente.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    typer.echo("database at head")
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on"),
+    port: int = typer.Option(8000, help="Port to listen on"),
+    workers: int = typer.Option(1, help="Worker processes"),
+) -> None:
+    """Serve the API (uvicorn; SIGTERM drains in-flight requests, then exits)."""
+    import uvicorn
+
+    from puente.logs import configure, logging_config
+
+    settings = get_settings()
+    configure(settings.log_level)
+    uvicorn.run(
+        "puente.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_config=logging_config(settings.log_level),
+        proxy_headers=True,
+        timeout_graceful_shutdown=20,
+    )
+
+
+def worker(
+    concurrency: int = typer.Option(2, help="Worker processes"),
+    pool: str = typer.Option("prefork", help="prefork, threads or solo"),
+) -> None:
+    """Run a Celery worker (needs PUENTE_BROKER_URL)."""
+    from puente.logs import configure
+    from puente.tasks import celery_app
+
+    settings = get_settings()
+    if not settings.broker_url:
+        typer.echo("PUENTE_BROKER_URL is not set: tasks already run in-process", err=True)
+        raise typer.Exit(1)
+    configure(settings.log_level)
+    celery_app.worker_main(
+        ["worker", "--loglevel", settings.log_level, "--concurrency", str(concurrency),
+         "--pool", pool, "--without-gossip", "--without-mingle"]
+    )
+
+
+def beat() -> None:
+    """Run Celery beat: the audit sealer and housekeeping on their schedules."""
+    from puente.logs import configure
+    from puente.tasks import celery_app
+
+    settings = get_settings()
+    if not settings.broker_url:
+        typer.echo("PUENTE_BROKER_URL is not set: nothing to schedule onto", err=True)
+        raise typer.Exit(1)
+    configure(settings.log_level)
+    celery_app.start(["beat", "--loglevel", settings.log_level, "--schedule", "var/celerybeat-schedule"])
+
+
+def demo(
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Serve after loading"),
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8000),
+) -> None:
+    """Migrate, load the demo scenario once, print accounts and calls, serve."""
+    from demo.scenario import run
+
+    settings = get_settings()
+    if not settings.is_development:
+        typer.echo("the demo runs in development mode only", err=True)
+        raise typer.Exit(1)
+    migrate()
+    run()
+    if serve_after:
+        serve(host=host, port=port, workers=1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(migrate)
+    app.command()(serve)
+    app.command()(worker)
+    app.command()(beat)
+    app.command()(demo)

@@ -1,0 +1,69 @@
+"""What the shell knows about the request in flight: id, language, caller, audit notes."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+
+from puente.auth.caller import Caller
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+@dataclass
+class AuditNote:
+    """One audit row a request will append: on success in its own transaction, on failure
+    in a new one after the rollback."""
+
+    subtype: str  # read, vread, search-type, create, update, delete, history, operation...
+    action: str  # C R U D E
+    entities: list[str] = field(default_factory=list)
+    patients: list[str] = field(default_factory=list)
+    event_type: str = "rest"
+
+
+@dataclass
+class RequestContext:
+    request_id: str
+    locale: str
+    source_ip: str | None
+    caller: Caller | None = None
+    session: Session | None = None
+    audit: list[AuditNote] = field(default_factory=list)
+
+    def note(
+        self,
+        subtype: str,
+        action: str,
+        *,
+        entities: list[str] | None = None,
+        patients: list[str] | None = None,
+        event_type: str = "rest",
+    ) -> AuditNote:
+        item = AuditNote(subtype, action, entities or [], patients or [], event_type)
+        self.audit.append(item)
+        return item
+
+
+def request_id_from(header: str | None) -> str:
+    """The client's X-Request-ID if it is a plain token, else a fresh one."""
+    if header and _SAFE_REQUEST_ID.match(header):
+        return header
+    return uuid.uuid4().hex
+
+
+def context_of(request: Request) -> RequestContext:
+    ctx = getattr(request.state, "ctx", None)
+    if ctx is None:
+        ctx = RequestContext(
+            request_id=request_id_from(request.headers.get("x-request-id")),
+            locale="en_US",
+            source_ip=request.client.host if request.client else None,
+        )
+        request.state.ctx = ctx
+    assert isinstance(ctx, RequestContext)
+    return ctx

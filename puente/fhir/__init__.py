@@ -1,0 +1,1 @@
+"""FHIR REST plumbing: media types, OperationOutcome, Bundles, search parsing, capabilities."""

@@ -1,0 +1,59 @@
+"""JSON logs, one object a line. Lines carry route templates, never query strings or bodies
+(names and CURPs travel in search parameters)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+from typing import Any
+
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+
+
+class JSONFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # The exception type and where it was raised; its text may quote patient data.
+            payload["exception"] = record.exc_info[0].__name__
+            tb = record.exc_info[2]
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            if tb is not None:
+                payload["at"] = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        return json.dumps(payload, default=str, ensure_ascii=False)
+
+
+JSONFormatter.converter = __import__("time").gmtime
+
+
+def logging_config(level: str = "INFO") -> dict[str, Any]:
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": JSONFormatter}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+        },
+        "root": {"handlers": ["stderr"], "level": level},
+        "loggers": {
+            # uvicorn's access log prints the raw request line, query string included:
+            # Puente writes its own access line (puente.access) instead.
+            "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
+            "uvicorn.error": {"level": level},
+            "uvicorn": {"handlers": ["stderr"], "propagate": False, "level": level},
+        },
+    }
+
+
+def configure(level: str = "INFO") -> None:
+    logging.config.dictConfig(logging_config(level))

@@ -1,0 +1,80 @@
+"""The Celery app, and tasks sent only after the transaction that asked for them commits.
+
+With no broker (PUENTE_BROKER_URL unset) a task runs in-process, synchronously, right
+after the commit and before the response leaves; with Redis or RabbitMQ it runs in
+`puente worker`. Tasks are idempotent: `acks_late`, re-queued if the worker dies.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from puente.settings import get_settings
+
+log = logging.getLogger("puente.tasks")
+PENDING_KEY = "puente_pending_tasks"
+
+
+def _make_celery() -> Celery:
+    settings = get_settings()
+    app = Celery("puente")
+    app.conf.update(
+        broker_url=settings.broker_url or "memory://",
+        task_always_eager=settings.broker_url is None,
+        task_eager_propagates=False,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_serializer="json",
+        accept_content=["json"],
+        result_backend=None,
+        task_ignore_result=True,
+        broker_connection_retry_on_startup=True,
+        timezone="UTC",
+        enable_utc=True,
+        beat_schedule={
+            # The audit sealer chains new rows; every second keeps the chain fresh.
+            "seal-audit-trail": {"task": "puente.audit.seal", "schedule": 1.0},
+            "purge-expired-auth-state": {"task": "puente.auth.purge_expired", "schedule": 600.0},
+        },
+        imports=("puente.audit.tasks", "puente.auth.tasks"),
+    )
+    return app
+
+
+celery_app = _make_celery()
+
+
+def enqueue(session: Session, task_name: str, *args: Any) -> None:
+    """Send `task_name(*args)` once `session` commits; forget it if it rolls back."""
+    session.info.setdefault(PENDING_KEY, []).append((task_name, args))
+
+
+def _send(task_name: str, args: tuple[Any, ...]) -> None:
+    try:
+        if celery_app.conf.task_always_eager:
+            celery_app.loader.import_default_modules()
+            result = celery_app.tasks[task_name].apply(args=args)
+            if result.failed():
+                log.error("task_failed", extra={"task": task_name})
+        else:
+            celery_app.send_task(task_name, args=args)
+    except Exception:  # a task failing in-process must not undo a committed request
+        log.exception("task_not_sent", extra={"task": task_name})
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    pending = session.info.pop(PENDING_KEY, [])
+    for task_name, args in pending:
+        _send(task_name, args)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, _previous: Any) -> None:
+    session.info.pop(PENDING_KEY, None)

@@ -1,0 +1,1 @@
+"""Translation: Babel catalogs (es_MX, en_US), locale negotiation and formatting."""
