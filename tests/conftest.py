@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import Session
@@ -28,7 +30,8 @@ def _worker_database(worker_id: str, tmp_root: Path) -> str:
     if not server:
         return f"sqlite:///{tmp_root / f'puente-{worker_id}.db'}"
     url = make_url(server)
-    name = f"puente_test_{worker_id}"
+    # The pid keeps two runs on one server (a developer's and CI's) apart.
+    name = f"puente_test_{worker_id}_{os.getpid()}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -49,6 +52,16 @@ def database_url(worker_id: str, tmp_path_factory: pytest.TempPathFactory) -> It
     upgrade(url)
     yield url
     engine_for(url).dispose()
+    if url.startswith("postgresql"):
+        _drop_database(url)
+
+
+def _drop_database(url: str) -> None:
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture
@@ -96,21 +109,18 @@ def truncate_all(engine: Engine) -> None:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str) -> object:
+def app(database_url: str) -> FastAPI:
     from puente.app import create_app
 
     return create_app()
 
 
 @pytest.fixture
-def client(app: object, engine: Engine) -> Iterator[object]:
+def client(app: FastAPI, engine: Engine) -> Iterator[TestClient]:
     """An HTTP client on the app; the data it commits is removed after the test."""
-    from fastapi.testclient import TestClient
-
     from puente.settings import get_settings
 
-    assert hasattr(app, "router")
-    with TestClient(app, raise_server_exceptions=False) as test_client:  # type: ignore[arg-type]
+    with TestClient(app, raise_server_exceptions=False) as test_client:
         yield test_client
     truncate_all(engine)
     get_settings.cache_clear()
