@@ -100,8 +100,9 @@ def search(
     capability(resource_type)
     caller.require(resource_type, Interaction.SEARCH)
     base = query.filtered(resource_type, request, _visible_clause(caller, resource_type))
-    total = None if request.total == "none" else query.count(session, base)
-    if request.count == 0:
+    wants_total = request.summary_count or request.total != "none"
+    total = query.count(session, base) if wants_total else None
+    if request.count == 0 or request.summary_count:
         return SearchResult([], total)
     page = query.ordered(base, request.sort).offset(request.offset).limit(request.count)
     rows = session.scalars(page).all()

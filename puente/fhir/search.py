@@ -21,7 +21,7 @@ MAX_COUNT = 500
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 # Result parameters every search understands (R4 3.1.1.5.7 and paging).
 SORTS = frozenset({"_lastUpdated", "-_lastUpdated", "_id"})
-CONTROL = frozenset({"_count", "_offset", "_format", "_pretty", "_total", "_sort"})
+CONTROL = frozenset({"_count", "_offset", "_format", "_pretty", "_total", "_sort", "_summary"})
 
 
 class ParamType(StrEnum):
@@ -92,6 +92,7 @@ class SearchRequest:
     offset: int = 0
     total: str | None = None
     sort: str | None = None
+    summary_count: bool = False  # `_summary=count`: the total only, no entries
     ignored: list[str] = field(default_factory=list)  # names dropped by lenient handling
     used: list[tuple[str, str]] = field(default_factory=list)  # for the `self` link
 
@@ -199,6 +200,13 @@ def parse_search(
                 request.offset = _int_param(name, raw, 0, 10_000_000)
             elif name == "_total":
                 request.total = raw
+            elif name == "_summary":
+                if raw != "count":
+                    if not lenient:
+                        raise _bad(name, N_("error.search_summary_unsupported"))
+                    request.ignored.append(key)
+                    continue
+                request.summary_count = True
             elif name == "_sort":
                 if raw not in SORTS:
                     if not lenient:
