@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl
 
-from starlette.concurrency import run_in_threadpool
-
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from exchange import service
 from exchange.resources import STORE_TYPES
@@ -27,9 +26,6 @@ for _capability in STORE_TYPES.values():
     REGISTRY.register(_capability)
 
 
-
-
-
 def _search(
     request: Request,
     items: list[tuple[str, str]],
@@ -47,8 +43,12 @@ def _search(
     if parsed.ignored:
         outcome = operation_outcome(
             [
-                Issue(N_("warning.search_param_ignored"), {"name": name[:64]},
-                      code="not-supported", severity="warning")
+                Issue(
+                    N_("warning.search_param_ignored"),
+                    {"name": name[:64]},
+                    code="not-supported",
+                    severity="warning",
+                )
                 for name in parsed.ignored
             ],
             ctx.locale,
@@ -61,7 +61,9 @@ def _search(
         total=result.total,
         returned=len(result.resources),
     )
-    bundle = searchset(result.resources, fhir_base=settings.fhir_base_url, page=page, outcome=outcome)
+    bundle = searchset(
+        result.resources, fhir_base=settings.fhir_base_url, page=page, outcome=outcome
+    )
     return FHIRResponse(bundle)
 
 

@@ -112,11 +112,15 @@ def _dates(value: Any) -> Iterator[DateRow]:
         except ValueError:
             return
     elif isinstance(value, dict) and ("start" in value or "end" in value):  # Period
-        low = date_range(value["start"])[0] if value.get("start") else dt.datetime.min.replace(
-            tzinfo=dt.UTC
+        low = (
+            date_range(value["start"])[0]
+            if value.get("start")
+            else dt.datetime.min.replace(tzinfo=dt.UTC)
         )
-        high = date_range(value["end"])[1] if value.get("end") else dt.datetime.max.replace(
-            tzinfo=dt.UTC
+        high = (
+            date_range(value["end"])[1]
+            if value.get("end")
+            else dt.datetime.max.replace(tzinfo=dt.UTC)
         )
         yield DateRow(low, high)
 

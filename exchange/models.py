@@ -62,8 +62,6 @@ class ResourceVersion(Base):
     content: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument, nullable=True)
 
 
-
-
 class StringIndex(Base):
     """`value` is accent- and case-folded for the default and :contains searches."""
 

@@ -29,7 +29,9 @@ _ESCAPE = "\\"
 
 
 def _like_escape(text: str) -> str:
-    return text.replace(_ESCAPE, _ESCAPE * 2).replace("%", _ESCAPE + "%").replace("_", _ESCAPE + "_")
+    return (
+        text.replace(_ESCAPE, _ESCAPE * 2).replace("%", _ESCAPE + "%").replace("_", _ESCAPE + "_")
+    )
 
 
 def _string_clause(modifier: str | None, value: str) -> Clause[bool]:
@@ -132,7 +134,9 @@ def _criterion_clause(resource_type: str, criterion: Criterion) -> ColumnElement
     return hit
 
 
-def filtered(resource_type: str, request: SearchRequest, visible: ColumnElement[bool]) -> Select[Any]:
+def filtered(
+    resource_type: str, request: SearchRequest, visible: ColumnElement[bool]
+) -> Select[Any]:
     query = select(StoredResource).where(
         StoredResource.res_type == resource_type, StoredResource.deleted.is_(False), visible
     )

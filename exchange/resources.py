@@ -41,7 +41,9 @@ ORGANIZATION = ResourceCapability(
         SearchParam("type", ParamType.TOKEN, "A code for the type of organization", ("type",)),
         SearchParam("active", ParamType.TOKEN, "Is the Organization record active", ("active",)),
         SearchParam(
-            "address-country", ParamType.STRING, "A country specified in an address",
+            "address-country",
+            ParamType.STRING,
+            "A country specified in an address",
             ("address.country",),
         ),
     ),

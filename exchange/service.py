@@ -139,9 +139,7 @@ def ensure_country_organization(session: Session, *, country: str) -> str:
     return org_id
 
 
-def register_hospital_organization(
-    session: Session, *, code: str, name: str, country: str
-) -> str:
+def register_hospital_organization(session: Session, *, code: str, name: str, country: str) -> str:
     """A hospital system's Organization, `partOf` its country's; owned by the system."""
     country_id = ensure_country_organization(session, country=country)
     store.put(

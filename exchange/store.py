@@ -64,7 +64,9 @@ def _index(session: Session, stored: StoredResource) -> None:
                     rows.append(DateIndex(**fields, low=row.low, high=row.high))
                 case indexing.ReferenceRow():
                     rows.append(
-                        ReferenceIndex(**fields, target_type=row.target_type, target_id=row.target_id)
+                        ReferenceIndex(
+                            **fields, target_type=row.target_type, target_id=row.target_id
+                        )
                     )
                 case indexing.QuantityRow():
                     rows.append(
@@ -122,8 +124,13 @@ def put(
     now = utcnow()
     if stored is None:
         stored = StoredResource(
-            res_type=resource_type, res_id=res_id, version=1, owner=owner,
-            owner_country=owner_country, deleted=False, last_updated=now,
+            res_type=resource_type,
+            res_id=res_id,
+            version=1,
+            owner=owner,
+            owner_country=owner_country,
+            deleted=False,
+            last_updated=now,
         )
         session.add(stored)
         method = "POST" if method == "PUT" and "id" not in resource else method
@@ -135,9 +142,15 @@ def put(
     session.flush()
     session.add(
         ResourceVersion(
-            resource_pk=stored.pk, version=stored.version, res_type=resource_type,
-            res_id=res_id, owner=owner, deleted=False, method=method,
-            last_updated=now, content=stored.content,
+            resource_pk=stored.pk,
+            version=stored.version,
+            res_type=resource_type,
+            res_id=res_id,
+            owner=owner,
+            deleted=False,
+            method=method,
+            last_updated=now,
+            content=stored.content,
         )
     )
     _index(session, stored)

@@ -40,8 +40,16 @@ def create_app() -> FastAPI:
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Accept", "Accept-Language",
-                           "If-Match", "If-None-Exist", "Prefer", "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Accept",
+                "Accept-Language",
+                "If-Match",
+                "If-None-Exist",
+                "Prefer",
+                "X-Request-ID",
+            ],
             expose_headers=["ETag", "Location", "Content-Location", "X-Request-ID"],
         )
     return app

@@ -26,7 +26,7 @@ def _broker_reachable(url: str) -> bool:
     try:
         with Connection(url, connect_timeout=2) as conn:
             conn.ensure_connection(max_retries=1)
-    except Exception:  # kombu raises many transport-specific errors
+    except Exception:  # noqa: BLE001 - kombu raises many transport-specific errors
         log.warning("broker_unreachable")
         return False
     return True
@@ -39,7 +39,7 @@ def readyz() -> JSONResponse:
         with get_engine().connect() as conn:
             conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
-    except Exception:  # any driver error means not ready
+    except Exception:  # noqa: BLE001 - any driver error means not ready
         log.warning("database_unreachable")
         checks["database"] = "unreachable"
     broker = get_settings().broker_url

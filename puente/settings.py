@@ -46,9 +46,7 @@ class Settings(BaseSettings):
         if self.secret_key == PLACEHOLDER_SECRET or len(self.secret_key) < 32:
             problems.append("PUENTE_SECRET_KEY must be set to a random value of 32+ characters")
         if self.access_token_ttl > MAX_PRODUCTION_TOKEN_TTL:
-            problems.append(
-                f"PUENTE_ACCESS_TOKEN_TTL must be at most {MAX_PRODUCTION_TOKEN_TTL} s"
-            )
+            problems.append(f"PUENTE_ACCESS_TOKEN_TTL must be at most {MAX_PRODUCTION_TOKEN_TTL} s")
         if not self.audit_reads:
             problems.append("PUENTE_AUDIT_READS cannot be switched off in production")
         if self.database_url.startswith("sqlite"):

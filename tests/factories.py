@@ -9,8 +9,10 @@ from puente.auth import tokens
 from puente.auth.scopes import Role, grant
 from puente.settings import get_settings
 
-SYSTEMS = {"hgcj": ("Hospital General de Ciudad Juárez", "MX"),
-           "umcep": ("University Medical Center of El Paso", "US")}
+SYSTEMS = {
+    "hgcj": ("Hospital General de Ciudad Juárez", "MX"),
+    "umcep": ("University Medical Center of El Paso", "US"),
+}
 
 
 def organizations(session: Session) -> None:
@@ -48,5 +50,7 @@ def token(
     return issued.access_token
 
 
-def bearer(role: Role | str = Role.SYSTEM, org: str | None = "hgcj", **kwargs: object) -> dict[str, str]:
+def bearer(
+    role: Role | str = Role.SYSTEM, org: str | None = "hgcj", **kwargs: object
+) -> dict[str, str]:
     return {"Authorization": f"Bearer {token(role, org, **kwargs)}"}  # type: ignore[arg-type]

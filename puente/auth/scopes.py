@@ -70,7 +70,9 @@ class Scope:
             resource_type = ceiling.resource_type
         else:
             return None
-        perms = "".join(p for p in PERMISSIONS if p in self.permissions and p in ceiling.permissions)
+        perms = "".join(
+            p for p in PERMISSIONS if p in self.permissions and p in ceiling.permissions
+        )
         return Scope(self.context, resource_type, perms) if perms else None
 
 
@@ -87,11 +89,16 @@ ROLE_CEILING: dict[Role, frozenset[Scope]] = {
         "user/*.rs", "user/Appointment.cruds", "user/QuestionnaireResponse.cru"
     ),
     Role.PATIENT: _scopes(
-        "patient/*.rs", "patient/Consent.cruds", "patient/Appointment.cru",
+        "patient/*.rs",
+        "patient/Consent.cruds",
+        "patient/Appointment.cru",
         "patient/QuestionnaireResponse.cru",
     ),
     Role.CONSENT_OFFICER: _scopes(
-        "user/Consent.cruds", "user/AuditEvent.rs", "user/Patient.rs", "user/Organization.rs",
+        "user/Consent.cruds",
+        "user/AuditEvent.rs",
+        "user/Patient.rs",
+        "user/Organization.rs",
     ),
     Role.ANALYST: _scopes("user/Measure.rs", "user/MeasureReport.rs", "user/Organization.rs"),
     Role.ADMIN: _scopes("user/AuditEvent.rs", "user/Organization.rs"),

@@ -54,8 +54,17 @@ def worker(
         raise typer.Exit(1)
     configure(settings.log_level)
     celery_app.worker_main(
-        ["worker", "--loglevel", settings.log_level, "--concurrency", str(concurrency),
-         "--pool", pool, "--without-gossip", "--without-mingle"]
+        [
+            "worker",
+            "--loglevel",
+            settings.log_level,
+            "--concurrency",
+            str(concurrency),
+            "--pool",
+            pool,
+            "--without-gossip",
+            "--without-mingle",
+        ]
     )
 
 
@@ -69,7 +78,9 @@ def beat() -> None:
         typer.echo("PUENTE_BROKER_URL is not set: nothing to schedule onto", err=True)
         raise typer.Exit(1)
     configure(settings.log_level)
-    celery_app.start(["beat", "--loglevel", settings.log_level, "--schedule", "var/celerybeat-schedule"])
+    celery_app.start(
+        ["beat", "--loglevel", settings.log_level, "--schedule", "var/celerybeat-schedule"]
+    )
 
 
 def demo(

@@ -33,7 +33,11 @@ def smart_configuration() -> dict[str, Any]:
         "response_types_supported": ["code"],
         "code_challenge_methods_supported": ["S256"],
         "scopes_supported": [
-            "openid", "fhirUser", "launch/patient", "system/*.cruds", "user/*.rs",
+            "openid",
+            "fhirUser",
+            "launch/patient",
+            "system/*.cruds",
+            "user/*.rs",
             "patient/*.rs",
         ],
         "capabilities": [

@@ -72,7 +72,11 @@ def searchset(
     entries = [entry(r, fhir_base) for r in resources]
     if outcome is not None:
         entries.append(
-            {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": outcome, "search": {"mode": "outcome"}}
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": outcome,
+                "search": {"mode": "outcome"},
+            }
         )
     if entries:
         bundle["entry"] = entries

@@ -16,8 +16,6 @@ from puente.fhir.responses import FHIRResponse
 from translation.i18n import N_
 
 
-
-
 def error_response(request: Request, exc: PuenteError) -> Response:
     ctx = context_of(request)
     body = operation_outcome(exc.issues, ctx.locale, request_id=ctx.request_id)
@@ -65,8 +63,6 @@ def internal_error_response(request: Request) -> Response:
     issue = Issue(N_("error.internal"), {"request_id": ctx.request_id}, code="exception")
     body = operation_outcome([issue], ctx.locale, request_id=ctx.request_id)
     return FHIRResponse(body, status_code=500, headers={"X-Request-ID": ctx.request_id})
-
-
 
 
 def install(app: FastAPI) -> None:

@@ -17,7 +17,9 @@ class OperationDef:
 @dataclass
 class ResourceCapability:
     type: str
-    interactions: tuple[str, ...]  # read, vread, update, patch, delete, history-*, create, search-type
+    interactions: tuple[
+        str, ...
+    ]  # read, vread, update, patch, delete, history-*, create, search-type
     search_params: tuple[SearchParam, ...] = ()
     operations: tuple[OperationDef, ...] = ()
     documentation: str = ""

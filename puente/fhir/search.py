@@ -26,7 +26,7 @@ CONTROL = frozenset({"_count", "_offset", "_format", "_pretty", "_total", "_sort
 
 class ParamType(StrEnum):
     STRING = "string"
-    TOKEN = "token"
+    TOKEN = "token"  # noqa: S105 - a FHIR search parameter type, not a secret
     DATE = "date"
     REFERENCE = "reference"
     QUANTITY = "quantity"
@@ -228,9 +228,7 @@ def parse_search(
             message = (
                 N_("error.search_param_unknown") if param is None else N_("error.search_modifier")
             )
-            raise InvalidRequest(
-                issues=[Issue(message, {"name": key[:64]}, code="not-supported")]
-            )
+            raise InvalidRequest(issues=[Issue(message, {"name": key[:64]}, code="not-supported")])
         values = tuple(_parse_value(param, modifier or None, v) for v in _split_values(raw))
         request.criteria.append(Criterion(param, modifier or None, values))
         request.used.append((key, raw))

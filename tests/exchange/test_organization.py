@@ -74,7 +74,8 @@ def test_search_by_name_is_accent_and_case_insensitive(client: TestClient, engin
     )
     assert _ids(contains.json()) == {"hgcj"}
     exact = client.get(
-        "/fhir/Organization", params={"name:exact": "hospital general de ciudad juárez"},
+        "/fhir/Organization",
+        params={"name:exact": "hospital general de ciudad juárez"},
         headers=bearer(),
     )
     assert _ids(exact.json()) == set()
@@ -95,7 +96,8 @@ def test_search_by_identifier_and_partof(client: TestClient, engine: Engine) -> 
     )
     assert _ids(part_of_us.json()) == {"umcep"}
     either = client.get(
-        "/fhir/Organization", params={"partof": "Organization/us,Organization/mx"},
+        "/fhir/Organization",
+        params={"partof": "Organization/us,Organization/mx"},
         headers=bearer(),
     )
     assert _ids(either.json()) == {"umcep", "hgcj"}
