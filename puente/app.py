@@ -2,12 +2,49 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.utils import get_openapi
 
 from puente import __version__, middleware
 from puente.fhir import handlers
-from puente.settings import get_settings
+from puente.settings import Settings, get_settings
+
+
+def _docs_sign_in(app: FastAPI, settings: Settings) -> None:
+    """Let people sign in from /docs: the authorization code flow with PKCE (S256)."""
+    base = settings.base_url.rstrip("/")
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
+            schema.setdefault("components", {})["securitySchemes"] = {
+                "smart": {
+                    "type": "oauth2",
+                    "description": "SMART on FHIR: sign in with a Puente account (PKCE).",
+                    "flows": {
+                        "authorizationCode": {
+                            "authorizationUrl": f"{base}/auth/authorize",
+                            "tokenUrl": f"{base}/auth/token",
+                            "scopes": {
+                                "openid fhirUser": "who you are",
+                                "user/*.rs": "read what your role allows",
+                                "patient/*.rs": "a patient's own records",
+                            },
+                        }
+                    },
+                },
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
+            }
+            schema["security"] = [{"smart": []}, {"bearer": []}]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def create_app() -> FastAPI:
@@ -19,6 +56,15 @@ def create_app() -> FastAPI:
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        swagger_ui_init_oauth=(
+            {
+                "clientId": settings.docs_client_id,
+                "usePkceWithAuthorizationCodeGrant": True,
+                "scopes": "openid fhirUser user/*.rs",
+            }
+            if settings.docs_client_id
+            else None
+        ),
     )
     # Routers register their capabilities on import; import them here, not at module top,
     # so that `import puente` stays cheap for the CLI.
@@ -35,6 +81,7 @@ def create_app() -> FastAPI:
     app.include_router(exchange_router)  # last: its routes are generic over resource types
     handlers.install(app)
     middleware.install(app)
+    _docs_sign_in(app, settings)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

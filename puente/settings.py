@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     login_max_failures_per_ip: int = 20
     login_failure_window: int = 900
     log_level: str = "INFO"
+    # The SMART app the API reference at /docs signs people in through (PKCE); the demo
+    # registers it. Unset: /docs offers no sign-in.
+    docs_client_id: str | None = "puente-docs"
 
     @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:
