@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import time
 from typing import Any
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
@@ -14,7 +15,8 @@ _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "co
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "event": record.getMessage(),
@@ -31,9 +33,6 @@ class JSONFormatter(logging.Formatter):
             if tb is not None:
                 payload["at"] = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
         return json.dumps(payload, default=str, ensure_ascii=False)
-
-
-JSONFormatter.converter = __import__("time").gmtime
 
 
 def logging_config(level: str = "INFO") -> dict[str, Any]:
@@ -61,3 +60,5 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
 
 def configure(level: str = "INFO") -> None:
     logging.config.dictConfig(logging_config(level))
+    # Python warnings would otherwise print plain text to stderr, between JSON lines.
+    logging.captureWarnings(True)

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 from fastapi import FastAPI, Request
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 
 from puente.auth import tokens
 from puente.context import context_of
@@ -36,16 +36,32 @@ def _bearer(request: Request) -> str | None:
 
 def route_template(app: FastAPI, request: Request) -> str:
     """The template of the route that served the request (`/fhir/{type}/{id}`), never the
-    concrete path, which may carry identifiers."""
+    concrete path, which may carry identifiers (a CURP, a name)."""
     route = request.scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):
         return path
-    for candidate in app.router.routes:
+    # Not routed: refused before routing (401, 406) or no route at all. Match the path
+    # against every route, those of included routers too, as the router would.
+    partial: str | None = None
+    for candidate in _flat_routes(app):
         match, _ = candidate.matches(request.scope)
+        template = getattr(candidate, "path", None)
+        if not isinstance(template, str):
+            continue
         if match is Match.FULL:
-            return str(getattr(candidate, "path", "?"))
-    return "<unmatched>"
+            return template
+        if match is Match.PARTIAL and partial is None:
+            partial = template  # the path matches, the method does not (405)
+    return partial or "<unmatched>"
+
+
+def _flat_routes(app: FastAPI) -> Iterable[BaseRoute]:
+    try:  # FastAPI >= 0.120 keeps included routers as one entry each
+        from fastapi.routing import iter_route_contexts
+    except ImportError:  # older FastAPI copies every included route into app.routes
+        return app.router.routes
+    return iter_route_contexts(app.router.routes)  # type: ignore[return-value]
 
 
 def install(app: FastAPI) -> None:
