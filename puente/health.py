@@ -24,8 +24,9 @@ def _broker_reachable(url: str) -> bool:
     from kombu import Connection
 
     try:
+        # One attempt, no back-off: an orchestrator's probe must answer within its timeout.
         with Connection(url, connect_timeout=2) as conn:
-            conn.ensure_connection(max_retries=1)
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=2)
     except Exception:  # noqa: BLE001 - kombu raises many transport-specific errors
         log.warning("broker_unreachable")
         return False

@@ -18,7 +18,11 @@ MAX_PRODUCTION_TOKEN_TTL = 3600
 class Settings(BaseSettings):
     """Every setting Puente reads; `PUENTE_<NAME>` in the environment overrides it."""
 
-    model_config = SettingsConfigDict(env_prefix="PUENTE_", extra="ignore")
+    # hide_input_in_errors: a refused setting's message must not echo the environment
+    # (PUENTE_SECRET_KEY, the database password) into logs and tracebacks.
+    model_config = SettingsConfigDict(
+        env_prefix="PUENTE_", extra="ignore", hide_input_in_errors=True
+    )
 
     env: Literal["development", "production"] = "development"
     base_url: str = "http://127.0.0.1:8000"
