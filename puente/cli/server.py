@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+from pathlib import Path
+from types import FrameType
+
 import typer
 
 from puente.settings import get_settings
@@ -15,18 +19,28 @@ def migrate() -> None:
     typer.echo("database at head")
 
 
+def _stop_requested(signum: int, frame: FrameType | None) -> None:
+    """Uvicorn drains in-flight requests on SIGTERM/SIGINT, then restores this handler and
+    raises the signal again: a stop that was asked for ends with exit 0, not "killed by
+    SIGTERM" (143) or a KeyboardInterrupt traceback. Before uvicorn runs, it stops at once."""
+    del signum, frame
+    raise SystemExit(0)
+
+
 def serve(
     host: str = typer.Option("127.0.0.1", help="Address to listen on"),
     port: int = typer.Option(8000, help="Port to listen on"),
     workers: int = typer.Option(1, help="Worker processes"),
 ) -> None:
-    """Serve the API (uvicorn; SIGTERM drains in-flight requests, then exits)."""
+    """Serve the API (uvicorn; SIGTERM drains in-flight requests, then exits 0)."""
     import uvicorn
 
     from puente.logs import configure, logging_config
 
     settings = get_settings()
     configure(settings.log_level)
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stop_requested)
     uvicorn.run(
         "puente.app:create_app",
         factory=True,
@@ -40,19 +54,32 @@ def serve(
     )
 
 
+def _celery_logs_as_json(level: str) -> None:
+    """Celery sets up plain-text logging of its own unless a receiver answers its
+    `setup_logging` signal; answer it with Puente's JSON lines."""
+    from celery.signals import setup_logging
+
+    from puente.logs import configure
+
+    def _configure(**_: object) -> None:
+        configure(level)
+
+    setup_logging.connect(_configure, weak=False)
+    configure(level)
+
+
 def worker(
     concurrency: int = typer.Option(2, help="Worker processes"),
     pool: str = typer.Option("prefork", help="prefork, threads or solo"),
 ) -> None:
     """Run a Celery worker (needs PUENTE_BROKER_URL)."""
-    from puente.logs import configure
     from puente.tasks import celery_app
 
     settings = get_settings()
     if not settings.broker_url:
         typer.echo("PUENTE_BROKER_URL is not set: tasks already run in-process", err=True)
         raise typer.Exit(1)
-    configure(settings.log_level)
+    _celery_logs_as_json(settings.log_level)
     celery_app.worker_main(
         [
             "worker",
@@ -70,14 +97,14 @@ def worker(
 
 def beat() -> None:
     """Run Celery beat: the audit sealer and housekeeping on their schedules."""
-    from puente.logs import configure
     from puente.tasks import celery_app
 
     settings = get_settings()
     if not settings.broker_url:
         typer.echo("PUENTE_BROKER_URL is not set: nothing to schedule onto", err=True)
         raise typer.Exit(1)
-    configure(settings.log_level)
+    _celery_logs_as_json(settings.log_level)
+    Path("var").mkdir(exist_ok=True)
     celery_app.start(
         ["beat", "--loglevel", settings.log_level, "--schedule", "var/celerybeat-schedule"]
     )
