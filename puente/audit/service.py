@@ -9,8 +9,23 @@ from sqlalchemy.orm import Session
 from puente.audit.models import AuditEntry, AuditReference
 from puente.auth.caller import Caller
 from puente.db import utcnow
+from puente.settings import get_settings
+from puente.tasks import PENDING_KEY, enqueue
 
 SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE, MAJOR_FAILURE = 0, 4, 8, 12
+SEAL_TASK = "puente.audit.seal"
+
+
+def _seal_after_commit(session: Session) -> None:
+    """Embedded mode (no broker): chain the new rows right after this transaction commits.
+
+    Once per transaction: the pending list lives until commit or rollback. With a broker,
+    Celery beat seals every second instead, and requests send nothing.
+    """
+    if get_settings().broker_url is not None:
+        return
+    if (SEAL_TASK, ()) not in session.info.get(PENDING_KEY, []):
+        enqueue(session, SEAL_TASK)
 
 
 def append(
@@ -59,4 +74,5 @@ def append(
         [AuditReference(audit_id=entry.id, reference=r, kind="entity") for r in entity_refs]
         + [AuditReference(audit_id=entry.id, reference=r, kind="patient") for r in patient_refs]
     )
+    _seal_after_commit(session)
     return entry

@@ -1,0 +1,92 @@
+"""What requests leave in the trail: who, role, hospital, country, purpose, request id,
+source address, what was touched, and the outcome; and that the rows get sealed."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from puente.audit.models import AuditChain, AuditEntry, AuditReference
+from puente.audit.verify import verify
+from puente.db import session_factory
+from tests.factories import bearer, organizations
+
+
+def _load() -> None:
+    with session_factory()() as session:
+        organizations(session)
+        session.commit()
+
+
+def _entries(session: Session) -> list[AuditEntry]:
+    return list(session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+
+
+def test_read_is_audited_with_who_where_why_and_what(client: TestClient, engine: Engine) -> None:
+    _load()
+    headers = bearer("system", "umcep", purpose="TREAT") | {"X-Request-ID": "req-read-000001"}
+    assert client.get("/fhir/Organization/hgcj", headers=headers).status_code == 200
+    with session_factory()() as session:
+        [entry] = _entries(session)
+        assert (entry.event_type, entry.subtype, entry.action, entry.outcome) == (
+            "rest", "read", "R", 0,
+        )  # fmt: skip
+        assert entry.agent == "umcep-client"
+        assert entry.agent_role == "system"
+        assert entry.org_code == "umcep"
+        assert entry.country == "US"
+        assert entry.purpose_of_use == "TREAT"
+        assert entry.request_id == "req-read-000001"
+        assert entry.source_ip == "testclient"
+        assert entry.entities == ["Organization/hgcj"]
+        assert entry.outcome_detail is None
+        references = session.execute(
+            select(AuditReference.kind, AuditReference.reference).where(
+                AuditReference.audit_id == entry.id
+            )
+        ).all()
+        assert references == [("entity", "Organization/hgcj")]
+
+
+def test_search_is_audited_with_every_match(client: TestClient, engine: Engine) -> None:
+    _load()
+    response = client.get("/fhir/Organization", params={"partof": "mx"}, headers=bearer())
+    assert response.status_code == 200
+    with session_factory()() as session:
+        [entry] = _entries(session)
+        assert (entry.subtype, entry.action, entry.outcome) == ("search-type", "E", 0)
+        assert entry.entities == ["Organization/hgcj"]
+        assert entry.org_code == "hgcj"
+        assert entry.country == "MX"
+
+
+def test_failed_read_is_audited_as_minor_failure(client: TestClient, engine: Engine) -> None:
+    _load()
+    response = client.get("/fhir/Organization/nope", headers=bearer())
+    assert response.status_code == 404
+    request_id = response.headers["x-request-id"]
+    with session_factory()() as session:
+        [entry] = _entries(session)
+        assert (entry.subtype, entry.outcome) == ("read", 4)
+        assert entry.outcome_detail == "error.not_found"
+        assert entry.request_id == request_id
+        assert entry.entities == ["Organization/nope"]
+
+
+def test_rows_are_sealed_before_the_response_in_embedded_mode(
+    client: TestClient, engine: Engine
+) -> None:
+    _load()
+    for _ in range(3):
+        client.get("/fhir/Organization/hgcj", headers=bearer())
+    client.get("/fhir/Organization/missing", headers=bearer())
+    with session_factory()() as session:
+        entries = _entries(session)
+        chain = list(session.scalars(select(AuditChain).order_by(AuditChain.position)))
+        assert [c.audit_id for c in chain] == [e.id for e in entries]
+        assert len(chain) == 4
+        report = verify(session)
+        assert report.ok
+        assert report.pending == 0
