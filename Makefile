@@ -5,8 +5,11 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 LOCALE := translation/locale
 PYTEST_WORKERS ?= auto
+# The PostgreSQL server of test-postgres and alembic-check-postgres (user@host:port).
+PG_SERVER ?= postgres@127.0.0.1:5432
+ALEMBIC_DB := var/alembic-check.db
 
-.PHONY: install demo test test-postgres bench lint typecheck catalogs-extract catalogs-update catalogs-compile catalogs-check migrate serve clean
+.PHONY: install demo test test-postgres bench lint alembic-check-postgres compose-check ci catalogs-extract catalogs-update catalogs-compile catalogs-check migrate serve clean
 
 install: $(STAMP) catalogs-compile
 
@@ -45,15 +48,37 @@ test: install
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
 test-postgres: install
-	PUENTE_TEST_DATABASE_URL=$${PUENTE_TEST_DATABASE_URL:-postgresql+psycopg://postgres@127.0.0.1:5432/postgres} \
+	PUENTE_TEST_DATABASE_URL=$${PUENTE_TEST_DATABASE_URL:-postgresql+psycopg://$(PG_SERVER)/postgres} \
 		$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -q
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
-	PUENTE_DATABASE_URL=sqlite:///./var/alembic-check.db $(BIN)/puente migrate >/dev/null
-	PUENTE_DATABASE_URL=sqlite:///./var/alembic-check.db $(BIN)/alembic check
+	$(BIN)/mypy .ci/check_compose.py
+	@heads=$$($(BIN)/alembic heads | grep -c '(head)'); \
+	if [ "$$heads" != 1 ]; then echo "Alembic has $$heads heads, not one:"; $(BIN)/alembic heads; exit 1; fi; \
+	echo "Alembic: one head"
+	rm -f $(ALEMBIC_DB) $(ALEMBIC_DB)-wal $(ALEMBIC_DB)-shm
+	PUENTE_DATABASE_URL=sqlite:///./$(ALEMBIC_DB) $(BIN)/puente migrate >/dev/null
+	PUENTE_DATABASE_URL=sqlite:///./$(ALEMBIC_DB) $(BIN)/alembic check
+
+# The models and the migrations agree on PostgreSQL too (JSONB, triggers): a scratch
+# database, migrated to head, then dropped.
+alembic-check-postgres: install
+	@db=puente_alembic_check_$$$$; url=postgresql+psycopg://$(PG_SERVER)/$$db; \
+	psql -qX "postgresql://$(PG_SERVER)/postgres" -c "CREATE DATABASE $$db" || exit 1; \
+	trap 'psql -qX "postgresql://$(PG_SERVER)/postgres" -c "DROP DATABASE IF EXISTS $$db WITH (FORCE)"' EXIT; \
+	PUENTE_DATABASE_URL=$$url $(BIN)/puente migrate >/dev/null && \
+	PUENTE_DATABASE_URL=$$url $(BIN)/alembic check
+
+# compose.yaml against the CLI and the settings (Docker is not needed).
+compose-check: install
+	$(BIN)/python .ci/check_compose.py
+
+# What CI runs, from services to the demo.
+ci:
+	bash .ci/run
 
 bench: install
 	$(BIN)/python benchmarks/read_throughput.py
