@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 from pathlib import Path
 from types import FrameType
 
 import typer
+from pydantic import ValidationError
 
-from puente.settings import get_settings
+from puente.settings import Settings, get_settings
+
+
+def _settings() -> Settings:
+    """The settings, or one JSON log line naming what is wrong with them and exit 1 (a
+    container that will not start says why in the same format as everything else)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        from puente.logs import configure
+
+        configure()
+        problems = [_problem(error["loc"], error["msg"]) for error in exc.errors()]
+        logging.getLogger("puente.settings").error("settings_refused", extra={"problems": problems})
+        raise typer.Exit(1) from None
+
+
+def _problem(loc: tuple[int | str, ...], msg: str) -> str:
+    text = msg.removeprefix("Value error, ")
+    return f"PUENTE_{str(loc[0]).upper()}: {text}" if loc else text
 
 
 def migrate() -> None:
     """Upgrade the database to the newest schema."""
     from puente.migrate import upgrade
 
-    upgrade(get_settings().database_url)
+    upgrade(_settings().database_url)
     typer.echo("database at head")
 
 
@@ -37,7 +58,7 @@ def serve(
 
     from puente.logs import configure, logging_config
 
-    settings = get_settings()
+    settings = _settings()
     configure(settings.log_level)
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, _stop_requested)
@@ -75,7 +96,7 @@ def worker(
     """Run a Celery worker (needs PUENTE_BROKER_URL)."""
     from puente.tasks import celery_app
 
-    settings = get_settings()
+    settings = _settings()
     if not settings.broker_url:
         typer.echo("PUENTE_BROKER_URL is not set: tasks already run in-process", err=True)
         raise typer.Exit(1)
@@ -99,7 +120,7 @@ def beat() -> None:
     """Run Celery beat: the audit sealer and housekeeping on their schedules."""
     from puente.tasks import celery_app
 
-    settings = get_settings()
+    settings = _settings()
     if not settings.broker_url:
         typer.echo("PUENTE_BROKER_URL is not set: nothing to schedule onto", err=True)
         raise typer.Exit(1)
@@ -118,7 +139,7 @@ def demo(
     """Migrate, load the demo scenario once, print accounts and calls, serve."""
     from demo.scenario import run
 
-    settings = get_settings()
+    settings = _settings()
     if not settings.is_development:
         typer.echo("the demo runs in development mode only", err=True)
         raise typer.Exit(1)

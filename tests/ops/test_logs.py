@@ -267,3 +267,25 @@ def test_sigterm_shuts_down_promptly_and_cleanly(server_run: ServerRun) -> None:
     events = [r["event"] for r in server_run.records]
     assert "Application shutdown complete." in events
     assert any(event.startswith("Finished server process") for event in events)
+
+
+def test_refused_settings_are_one_json_line_without_the_secret(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PUENTE_")}
+    secret = "too-short-but-still-secret"
+    env |= {"PUENTE_ENV": "production", "PUENTE_SECRET_KEY": secret}
+    result = subprocess.run(
+        [*_puente_command(), "serve", "--port", str(_free_port())],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    record = json.loads(lines[0])
+    assert record["event"] == "settings_refused"
+    assert any("PUENTE_SECRET_KEY" in problem for problem in record["problems"])
+    assert secret not in lines[0]
