@@ -16,6 +16,10 @@ REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 @pytest.fixture
 def broker(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
     """Lets a test name a broker; the settings are re-read, and restored after."""
+    # The Celery app reads the broker once, at import: make sure that happened already,
+    # so that the broker named here cannot stick to it for the tests that follow.
+    import puente.tasks  # noqa: F401
+
     yield monkeypatch
     monkeypatch.undo()
     get_settings.cache_clear()
