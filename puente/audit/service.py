@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement, false, func, select, true
 from sqlalchemy.orm import Session
 
 from puente.audit.models import AuditEntry, AuditReference
+from puente.audit.search import SEARCH_PARAMS, criterion_clause, ordered
 from puente.auth.caller import Caller
+from puente.auth.scopes import Interaction, Role
 from puente.db import utcnow
+from puente.errors import Forbidden, NotFound
+from puente.fhir.search import SearchRequest, parse_search
 from puente.settings import get_settings
 from puente.tasks import PENDING_KEY, enqueue
+from translation.i18n import N_
 
 SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE, MAJOR_FAILURE = 0, 4, 8, 12
 SEAL_TASK = "puente.audit.seal"
@@ -76,3 +83,60 @@ def append(
     )
     _seal_after_commit(session)
     return entry
+
+
+# Reading the trail (ARCHITECTURE.md "Roles"): consent officers see their hospital's
+# events, admins all of them. Other roles may hold wildcard scopes (`user/*.rs`), so the
+# role is checked as well as the scope.
+AUDIT_READERS = frozenset({Role.CONSENT_OFFICER, Role.ADMIN})
+
+
+@dataclass(frozen=True)
+class EventPage:
+    entries: list[AuditEntry]
+    total: int | None
+
+
+def _authorize(caller: Caller, interaction: Interaction) -> None:
+    caller.require("AuditEvent", interaction)
+    if caller.role not in AUDIT_READERS:
+        raise Forbidden(N_("error.audit_role_forbidden"))
+
+
+def _visible(caller: Caller) -> ColumnElement[bool]:
+    """What a caller may see; anything else is answered as if it did not exist (404)."""
+    if caller.role is Role.ADMIN:
+        return true()
+    if caller.org_code is None:
+        return false()
+    return AuditEntry.org_code == caller.org_code
+
+
+def parse(items: list[tuple[str, str]], *, lenient: bool) -> SearchRequest:
+    return parse_search(items, SEARCH_PARAMS, lenient=lenient)
+
+
+def read_event(session: Session, caller: Caller, *, event_id: str) -> AuditEntry:
+    _authorize(caller, Interaction.READ)
+    entry = None
+    if event_id.isdigit() and len(event_id) < 19:
+        entry = session.scalars(
+            select(AuditEntry).where(AuditEntry.id == int(event_id), _visible(caller))
+        ).one_or_none()
+    if entry is None:
+        raise NotFound(resource_type="AuditEvent", res_id=event_id[:64])
+    return entry
+
+
+def search_events(session: Session, caller: Caller, *, request: SearchRequest) -> EventPage:
+    _authorize(caller, Interaction.SEARCH)
+    base = select(AuditEntry).where(
+        _visible(caller), *(criterion_clause(c) for c in request.criteria)
+    )
+    total = None
+    if request.total != "none":
+        total = session.scalar(select(func.count()).select_from(base.subquery()))
+    if request.count == 0:
+        return EventPage([], total)
+    page = ordered(base, request.sort).offset(request.offset).limit(request.count)
+    return EventPage(list(session.scalars(page)), total)
