@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import threading
 
 import pytest
@@ -31,7 +32,7 @@ def test_canonical_form_covers_every_column_of_the_entry() -> None:
 
 
 def test_canonical_form_is_deterministic_json() -> None:
-    row = {name: None for name in CANONICAL_FIELDS}
+    row: dict[str, object] = dict.fromkeys(CANONICAL_FIELDS)
     row |= {
         "id": 7,
         "recorded_at": dt.datetime(2026, 11, 24, 18, 30, 5, 12, tzinfo=dt.UTC),
@@ -54,11 +55,11 @@ def test_seal_chains_in_id_order_with_linked_hashes(db: Session) -> None:
     assert [c.position for c in chain] == [1, 2, 3, 4]
     assert [c.audit_id for c in chain] == [e.id for e in entries]
     assert chain[0].prev_hash == GENESIS_HASH
-    for before, after in zip(chain, chain[1:], strict=False):
+    for before, after in itertools.pairwise(chain):
         assert after.prev_hash == before.hash
-    columns = AuditEntry.__table__.c
+    table = AuditEntry.__table__
     for link in chain:
-        row = db.execute(select(columns).where(columns.id == link.audit_id)).mappings().one()
+        row = db.execute(select(table).where(table.c.id == link.audit_id)).mappings().one()
         assert link.hash == chain_hash(link.prev_hash, row)
 
 
@@ -125,7 +126,7 @@ def test_two_sealers_at_once_do_not_fork_the_chain(committed: Session) -> None:
             with session_factory()() as session:
                 results.append(seal(session, batch_size=150))
                 session.commit()
-        except BaseException as exc:  # the assertion below reports it
+        except Exception as exc:  # noqa: BLE001 - the assertion below reports it
             errors.append(exc)
 
     threads = [threading.Thread(target=run) for _ in range(2)]

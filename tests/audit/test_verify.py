@@ -40,7 +40,9 @@ def _sealed_chain(session: Session) -> None:
 
 def _swap_entry_ids(conn: Connection, first: int, second: int) -> None:
     for old, new in ((first, -1), (second, first), (-1, second)):
-        conn.execute(text("UPDATE audit_entry SET id = :new WHERE id = :old"), {"new": new, "old": old})
+        conn.execute(
+            text("UPDATE audit_entry SET id = :new WHERE id = :old"), {"new": new, "old": old}
+        )
 
 
 def _remove_chain_row_and_renumber(conn: Connection, position: int) -> None:
@@ -82,35 +84,39 @@ class Case:
     forged_at: dt.datetime = EPOCH
 
 
-def _sql(statement: str) -> Callable[[Connection], object]:
-    return lambda conn: conn.execute(text(statement))
+def _sql(statement: str, **params: object) -> Callable[[Connection], object]:
+    return lambda conn: conn.execute(text(statement), params)
+
+
+def _remove_entry_with_its_chain_row(conn: Connection, position: int, audit_id: int) -> None:
+    conn.execute(text("DELETE FROM audit_chain WHERE position = :p"), {"p": position})
+    conn.execute(text("DELETE FROM audit_reference WHERE audit_id = :id"), {"id": audit_id})
+    conn.execute(text("DELETE FROM audit_entry WHERE id = :id"), {"id": audit_id})
 
 
 CASES = [
-    Case("altered agent", _sql(f"UPDATE audit_entry SET agent = 'x' WHERE id = {BASE + 3}"),
+    Case("altered agent", _sql("UPDATE audit_entry SET agent = 'x' WHERE id = :id", id=BASE + 3),
          "hash-mismatch", 3, BASE + 3),
-    Case("altered outcome", _sql(f"UPDATE audit_entry SET outcome = 4 WHERE id = {BASE + 2}"),
+    Case("altered outcome", _sql("UPDATE audit_entry SET outcome = 4 WHERE id = :id", id=BASE + 2),
          "hash-mismatch", 2, BASE + 2),
     Case("altered patients list",
-         _sql(f"UPDATE audit_entry SET patients = '[]' WHERE id = {BASE + 4}"),
+         _sql("UPDATE audit_entry SET patients = '[]' WHERE id = :id", id=BASE + 4),
          "hash-mismatch", 4, BASE + 4),
     Case("altered stored hash",
-         _sql(f"UPDATE audit_chain SET hash = '{'0' * 64}' WHERE position = 2"),
+         _sql("UPDATE audit_chain SET hash = :h WHERE position = 2", h="0" * 64),
          "hash-mismatch", 2, BASE + 2),
     Case("reference row removed",
-         _sql(f"DELETE FROM audit_reference WHERE audit_id = {BASE + 2} AND kind = 'patient'"),
+         _sql("DELETE FROM audit_reference WHERE audit_id = :id AND kind = 'patient'", id=BASE + 2),
          "references-mismatch", 2, BASE + 2),
     Case("reference row added",
          _sql("INSERT INTO audit_reference (audit_id, reference, kind) "
-              f"VALUES ({BASE + 1}, 'Patient/someone-else', 'patient')"),
+              "VALUES (:id, 'Patient/someone-else', 'patient')", id=BASE + 1),
          "references-mismatch", 1, BASE + 1),
     Case("entry removed, chain row left",
-         _sql(f"DELETE FROM audit_entry WHERE id = {BASE + 3}"),
+         _sql("DELETE FROM audit_entry WHERE id = :id", id=BASE + 3),
          "entry-missing", 3, BASE + 3, foreign_keys=True),
     Case("entry and chain row removed",
-         lambda c: (_sql("DELETE FROM audit_chain WHERE position = 3")(c),
-                    _sql(f"DELETE FROM audit_reference WHERE audit_id = {BASE + 3}")(c),
-                    _sql(f"DELETE FROM audit_entry WHERE id = {BASE + 3}")(c)),
+         lambda c: _remove_entry_with_its_chain_row(c, 3, BASE + 3),
          "position-gap", 4, BASE + 4),
     Case("chain row removed and positions closed up",
          lambda c: _remove_chain_row_and_renumber(c, 3),
