@@ -7,9 +7,24 @@ import json
 import logging
 import logging.config
 import time
+from collections.abc import Mapping
 from typing import Any
 
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# Celery logs a task's arguments, return value, exception text and traceback, both in the
+# message (`%(return_value)s`) and as `data`: what a task was given may name a patient, and
+# an exception's text may quote it (as uvicorn's do; only their type is kept, below).
+_HIDDEN = frozenset({"args", "kwargs", "return_value", "exc", "traceback"})
+
+
+def _hide(mapping: Mapping[Any, Any]) -> dict[Any, Any]:
+    return {key: "[hidden]" if key in _HIDDEN else value for key, value in mapping.items()}
+
+
+def _message(record: logging.LogRecord) -> str:
+    if isinstance(record.args, Mapping) and _HIDDEN & record.args.keys():
+        return str(record.msg) % _hide(record.args)
+    return record.getMessage()
 
 
 class JSONFormatter(logging.Formatter):
@@ -19,11 +34,11 @@ class JSONFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "event": record.getMessage(),
+            "event": _message(record),
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
-                payload[key] = value
+                payload[key] = _hide(value) if isinstance(value, Mapping) else value
         if record.exc_info and record.exc_info[0] is not None:
             # The exception type and where it was raised; its text may quote patient data.
             payload["exception"] = record.exc_info[0].__name__

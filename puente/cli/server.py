@@ -103,6 +103,7 @@ def worker(
     _celery_logs_as_json(settings.log_level)
     celery_app.worker_main(
         [
+            "--quiet",  # no banner: every line on stderr is JSON
             "worker",
             "--loglevel",
             settings.log_level,
@@ -127,7 +128,14 @@ def beat() -> None:
     _celery_logs_as_json(settings.log_level)
     Path("var").mkdir(exist_ok=True)
     celery_app.start(
-        ["beat", "--loglevel", settings.log_level, "--schedule", "var/celerybeat-schedule"]
+        [
+            "--quiet",
+            "beat",
+            "--loglevel",
+            settings.log_level,
+            "--schedule",
+            "var/celerybeat-schedule",
+        ]
     )
 
 

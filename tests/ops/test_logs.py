@@ -8,6 +8,7 @@ that, through uvicorn's real parser, and everything it writes to stdout and stde
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import signal
@@ -289,3 +290,38 @@ def test_refused_settings_are_one_json_line_without_the_secret(tmp_path: Path) -
     assert record["event"] == "settings_refused"
     assert any("PUENTE_SECRET_KEY" in problem for problem in record["problems"])
     assert secret not in lines[0]
+
+
+def test_celery_task_arguments_results_and_errors_are_hidden() -> None:
+    from puente.logs import JSONFormatter
+
+    data = {
+        "id": "0b5e",
+        "name": "puente.example",
+        "args": f"('{NAME}',)",
+        "kwargs": f"{{'curp': '{CURP}'}}",
+        "return_value": NAME,
+        "exc": f"IntegrityError: duplicate key ({CURP})",
+        "traceback": f"Traceback ...\nValueError: {NAME}",
+        "runtime": 0.01,
+    }
+    try:
+        raise ValueError(NAME)
+    except ValueError:
+        exc_info = sys.exc_info()
+    record = logging.LogRecord(
+        "celery.app.trace",
+        logging.ERROR,
+        __file__,
+        1,
+        "Task %(name)s[%(id)s] raised unexpected: %(exc)s; %(return_value)s",
+        (data,),  # as Celery passes it: one mapping of arguments
+        exc_info,
+    )
+    record.data = data
+    line = JSONFormatter().format(record)
+    assert not [secret for secret in FOLDED_SECRETS if secret in _fold(line)], line
+    payload = json.loads(line)
+    assert payload["event"] == "Task puente.example[0b5e] raised unexpected: [hidden]; [hidden]"
+    assert payload["data"]["runtime"] == 0.01
+    assert payload["exception"] == "ValueError"
