@@ -13,8 +13,8 @@ WORKDIR /src
 
 # Dependencies first, read from pyproject.toml alone: a change to the code reuses this layer.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
+RUN python -c "import tomllib; d = tomllib.load(open('pyproject.toml', 'rb')); \
+print(chr(10).join(d['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install -r /tmp/requirements.txt
 
 COPY . .
