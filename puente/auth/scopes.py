@@ -115,7 +115,21 @@ def grant(role: Role, requested: str | None) -> frozenset[Scope]:
     if not wanted:
         return ceiling
     granted = {n for w in wanted for c in ceiling if (n := w.narrowed_to(c)) is not None}
-    return frozenset(granted)
+    return _without_subsumed(granted)
+
+
+def _covers(wide: Scope, narrow: Scope) -> bool:
+    return (
+        wide.context == narrow.context
+        and wide.resource_type in ("*", narrow.resource_type)
+        and set(narrow.permissions) <= set(wide.permissions)
+    )
+
+
+def _without_subsumed(scopes: set[Scope]) -> frozenset[Scope]:
+    """Drop scopes another one already covers (`user/Appointment.rs` beside `user/*.rs`),
+    so a token says what it allows once."""
+    return frozenset(s for s in scopes if not any(o != s and _covers(o, s) for o in scopes))
 
 
 def render(scopes: frozenset[Scope]) -> str:
