@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import json
+import secrets
+import time
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from exchange import service as exchange
 from puente.audit.models import AuditEntry, AuditReference
+from puente.auth import service as auth
 from puente.auth import tokens
+from puente.auth.models import SmartApp, UserAccount
 from puente.auth.scopes import Role, grant
 from puente.settings import get_settings
+
+PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
 SYSTEMS = {
     "hgcj": ("Hospital General de Ciudad Juárez", "MX"),
@@ -112,3 +126,118 @@ def audit_entry(
     )
     session.flush()
     return entry
+
+
+# --- authentication: systems with keys, client assertions, apps, people, PKCE ---------
+
+REDIRECT_URI = "https://app.example/callback"
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass(frozen=True)
+class SystemKeys:
+    """A registered hospital system with its secret and the private half of its JWKS key."""
+
+    code: str
+    client_id: str
+    secret: str
+    private_key: PrivateKey
+    kid: str
+    alg: str
+
+
+def private_key(alg: str = "RS384") -> PrivateKey:
+    if alg == "ES384":
+        return ec.generate_private_key(ec.SECP384R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_jwk(key: PrivateKey, *, kid: str, alg: str) -> dict[str, Any]:
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        text_jwk = ECAlgorithm.to_jwk(key.public_key())
+    else:
+        text_jwk = RSAAlgorithm.to_jwk(key.public_key())
+    jwk: dict[str, Any] = json.loads(text_jwk)
+    return {**jwk, "kid": kid, "alg": alg, "use": "sig"}
+
+
+def add_system_with_key(
+    session: Session, *, code: str = "hgcj", alg: str = "RS384", kid: str | None = None
+) -> SystemKeys:
+    """A hospital system registered with a fresh RS384 (RSA 2048) or ES384 (P-384) key."""
+    name, country = SYSTEMS.get(code, (f"Hospital {code}", "MX"))
+    key = private_key(alg)
+    kid = kid or f"{code}-{alg.lower()}-1"
+    system, secret = auth.add_system(
+        session,
+        code=code,
+        name=name,
+        country=country,
+        jwks={"keys": [public_jwk(key, kid=kid, alg=alg)]},
+    )
+    return SystemKeys(code, system.client_id, secret, key, kid, alg)
+
+
+def client_assertion(
+    keys: SystemKeys,
+    *,
+    key: PrivateKey | str | None = None,
+    alg: str | None = None,
+    kid: str | None = None,
+    iss: str | None = None,
+    sub: str | None = None,
+    aud: str | None = None,
+    exp_in: int = 240,
+    jti: str | None = None,
+) -> str:
+    """A SMART Backend Services client assertion (RFC 7523), valid unless told otherwise."""
+    now = int(time.time())
+    claims = {
+        "iss": iss or keys.client_id,
+        "sub": sub or keys.client_id,
+        "aud": aud or get_settings().token_url,
+        "iat": now,
+        "exp": now + exp_in,
+        "jti": jti or uuid.uuid4().hex,
+    }
+    return jwt.encode(
+        claims,
+        key if key is not None else keys.private_key,
+        algorithm=alg or keys.alg,
+        headers={"kid": kid or keys.kid},
+    )
+
+
+def add_app(
+    session: Session, *, name: str = "Test app", redirect_uris: list[str] | None = None
+) -> SmartApp:
+    return auth.add_app(session, name=name, redirect_uris=redirect_uris or [REDIRECT_URI])
+
+
+def add_person(
+    session: Session,
+    *,
+    email: str = "dr.garza@hgcj.example",
+    role: Role | str = Role.CLINICIAN,
+    org: str | None = "hgcj",
+    subject: str | None = "Practitioner/dr-garza",
+    password: str = PASSWORD,
+    locale: str | None = None,
+) -> UserAccount:
+    """A person's account; its hospital system must be registered first."""
+    return auth.add_user(
+        session,
+        email=email,
+        password=password,
+        role=role,
+        org_code=org,
+        subject=subject,
+        locale=locale,
+    )
+
+
+def pkce_pair() -> tuple[str, str]:
+    """(code_verifier, S256 code_challenge) as RFC 7636 appendix B computes them."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
