@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 import html
 import re
 from dataclasses import dataclass
@@ -157,6 +159,26 @@ def test_sign_in_page_cannot_be_framed_or_cached(client: TestClient, setup: Setu
     assert "unsafe-inline" not in csp
     assert page.headers["cache-control"] == "no-store"
     assert page.headers["referrer-policy"] == "no-referrer"
+    # the one inline style is the one the policy allows, so browsers apply it
+    style = re.search(r"<style>(.*?)</style>", page.text, re.DOTALL)
+    assert style is not None
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in csp
+
+
+def test_language_link_opens_the_same_request_in_the_other_language(
+    client: TestClient, setup: Setup
+) -> None:
+    english = client.get("/auth/authorize", params=_authorize_params(setup))
+    link = re.search(r'<a href="(authorize\?[^"]+)" hreflang="es-MX"', english.text)
+    assert link is not None
+    spanish = client.get("/auth/" + html.unescape(link.group(1)))
+    assert spanish.status_code == 200
+    assert '<html lang="es-MX">' in spanish.text
+    assert _hidden_fields(spanish.text) == {
+        **_hidden_fields(english.text),
+        "ui_locales": "es-MX",
+    }
 
 
 def test_pkce_flow_end_to_end(client: TestClient, setup: Setup) -> None:
