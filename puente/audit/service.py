@@ -23,16 +23,17 @@ SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE, MAJOR_FAILURE = 0, 4, 8, 12
 SEAL_TASK = "puente.audit.seal"
 
 
-def _seal_after_commit(session: Session) -> None:
+def _seal_after_commit(session: Session, entry_id: int) -> None:
     """Embedded mode (no broker): chain the new rows right after this transaction commits.
 
-    Once per transaction: the pending list lives until commit or rollback. With a broker,
+    Once per transaction (the pending list lives until commit or rollback), naming the
+    transaction's first audit id so that the sealer looks from there up. With a broker,
     Celery beat seals every second instead, and requests send nothing.
     """
     if get_settings().broker_url is not None:
         return
-    if (SEAL_TASK, ()) not in session.info.get(PENDING_KEY, []):
-        enqueue(session, SEAL_TASK)
+    if not any(name == SEAL_TASK for name, _ in session.info.get(PENDING_KEY, [])):
+        enqueue(session, SEAL_TASK, entry_id)
 
 
 def append(
@@ -81,7 +82,7 @@ def append(
         [AuditReference(audit_id=entry.id, reference=r, kind="entity") for r in entity_refs]
         + [AuditReference(audit_id=entry.id, reference=r, kind="patient") for r in patient_refs]
     )
-    _seal_after_commit(session)
+    _seal_after_commit(session, entry.id)
     return entry
 
 

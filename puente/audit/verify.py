@@ -136,7 +136,7 @@ def _unsealed(session: Session) -> tuple[int, int | None]:
     """(unsealed entries inside the window, the lowest unsealed id below it or None)."""
     floor = window_floor(max_sealed_id(session))
     pending = session.scalar(
-        select(func.count()).select_from(AuditEntry).where(AuditEntry.id > floor, ~is_sealed())
+        select(func.count()).select_from(AuditEntry).where(AuditEntry.id > floor, ~is_sealed(floor))
     )
     orphan = session.scalar(
         select(AuditEntry.id)

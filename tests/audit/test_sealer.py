@@ -99,6 +99,19 @@ def test_late_commit_with_a_lower_id_gets_the_next_position(db: Session) -> None
     assert report.checked == 2
 
 
+def test_a_run_from_an_id_leaves_late_commits_to_the_next_sweep(db: Session) -> None:
+    base = 3 * ID_WINDOW
+    audit_entry(db, audit_id=base + 10)
+    assert seal(db) == 1
+    audit_entry(db, audit_id=base + 5)  # committed late, below the chain's highest id
+    newest = audit_entry(db, audit_id=base + 11)
+    assert seal(db, since_id=newest.id) == 1
+    assert verify(db).pending == 1
+    assert seal(db) == 1  # the sweep
+    assert [c.audit_id for c in _chain(db)] == [base + 10, base + 11, base + 5]
+    assert verify(db).ok
+
+
 def test_entries_below_the_window_are_never_sealed(db: Session) -> None:
     base = 3 * ID_WINDOW
     audit_entry(db, audit_id=base)
@@ -144,10 +157,11 @@ def test_two_sealers_at_once_do_not_fork_the_chain(committed: Session) -> None:
 
 def test_embedded_mode_seals_once_per_transaction_after_commit(committed: Session) -> None:
     caller = Caller("hgcj-client", Role.SYSTEM, "hgcj", "MX")
-    for _ in range(3):
+    first = service.append(committed, event_type="rest", subtype="read", action="R", caller=caller)
+    for _ in range(2):
         service.append(committed, event_type="rest", subtype="read", action="R", caller=caller)
     pending = committed.info[PENDING_KEY]
-    assert pending == [("puente.audit.seal", ())]
+    assert pending == [("puente.audit.seal", (first.id,))]
     committed.commit()
     chain = _chain(committed)
     assert [c.position for c in chain] == [1, 2, 3]
