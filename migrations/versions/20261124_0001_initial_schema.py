@@ -69,6 +69,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('audit_entry', schema=None) as batch_op:
         batch_op.create_index('ix_audit_entry_org_recorded', ['org_code', 'recorded_at'], unique=False)
+        batch_op.create_index('ix_audit_entry_agent', ['agent'], unique=False)
+        batch_op.create_index('ix_audit_entry_fhir_user', ['fhir_user'], unique=False)
         batch_op.create_index(batch_op.f('ix_audit_entry_recorded_at'), ['recorded_at'], unique=False)
 
     op.create_table('hospital_system',
@@ -341,6 +343,8 @@ def downgrade() -> None:
     with op.batch_alter_table('audit_entry', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_audit_entry_recorded_at'))
         batch_op.drop_index('ix_audit_entry_org_recorded')
+        batch_op.drop_index('ix_audit_entry_fhir_user')
+        batch_op.drop_index('ix_audit_entry_agent')
 
     op.drop_table('audit_entry')
     # ### end Alembic commands ###

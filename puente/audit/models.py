@@ -20,7 +20,14 @@ BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 class AuditEntry(Base):
     __tablename__ = "audit_entry"
-    __table_args__ = (Index("ix_audit_entry_org_recorded", "org_code", "recorded_at"),)
+    # AuditEvent search: by hospital and date (consent officers), by who acted (`agent`:
+    # the client/account id or the person's fhirUser); patients and entities go through
+    # audit_reference.
+    __table_args__ = (
+        Index("ix_audit_entry_org_recorded", "org_code", "recorded_at"),
+        Index("ix_audit_entry_agent", "agent"),
+        Index("ix_audit_entry_fhir_user", "fhir_user"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
