@@ -7,8 +7,8 @@ Pure: no I/O. Choices, so that readers of the trail know what each element means
   break-the-glass review). Anything else keeps Puente's own code under `urn:puente:*`.
 - `agent[0]` is who asked (`requestor: true`): `who.reference` is the person's fhirUser
   when there is one, `who.identifier` the client or account id (`urn:puente:agent`),
-  `type` DICOM 110153 Source Role ID for hospital systems or `humanuser` for people
-  (BALP), `role` the Puente role, `network.address` the source IP. `agent[1]` is the
+  `type` DICOM 110153 Source Role ID for hospital systems or `humanuser` for people and
+  operators (BALP), `role` the Puente role, `network.address` the source IP. `agent[1]` is the
   caller's hospital Organization; `agent[2]` Puente itself as DICOM 110152 Destination
   Role ID.
 - `entity`: each resource touched (`what.reference`, role 4 Domain Resource); each
@@ -81,7 +81,9 @@ def _subtypes(entry: AuditEntry) -> list[dict[str, str]]:
 
 
 def _requestor(entry: AuditEntry) -> dict[str, Any]:
-    person = entry.agent_role not in (None, "system")
+    # Only hospital systems act as software; operators (CLI) and people signing in act as
+    # themselves even when no role is known yet.
+    person = entry.agent_role != "system"
     agent: dict[str, Any] = {
         "type": {
             "coding": [
