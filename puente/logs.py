@@ -69,6 +69,9 @@ def logging_config(level: str = "INFO") -> dict[str, Any]:
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "CRITICAL"},
             "uvicorn.error": {"level": level},
             "uvicorn": {"handlers": ["stderr"], "propagate": False, "level": level},
+            # With no broker, every request runs the audit sealer in-process: a "task
+            # succeeded" line per request is noise; failures still log as errors.
+            "celery.app.trace": {"level": "WARNING"},
         },
     }
 

@@ -45,6 +45,7 @@ from translation.i18n import N_, SUPPORTED
 
 SYSTEM_CODE = re.compile(r"^[a-z][a-z0-9]{1,31}$")
 COUNTRIES = frozenset({"MX", "US"})
+CLIENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 # Local part @ domain; a dotless domain (`clinician@hgcj`) is allowed for on-premise mail.
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.][^@\s]*$")
 _SUBJECT = re.compile(r"^(Practitioner|Patient)/[A-Za-z0-9\-.]{1,64}$")
@@ -131,9 +132,20 @@ def _check_redirect_uri(uri: str) -> None:
 
 
 def add_app(
-    session: Session, *, name: str, redirect_uris: list[str], actor: str | None = None
+    session: Session,
+    *,
+    name: str,
+    redirect_uris: list[str],
+    client_id: str | None = None,
+    actor: str | None = None,
 ) -> SmartApp:
-    """Register a SMART app people sign in through (a public client: PKCE, no secret)."""
+    """Register a SMART app people sign in through (a public client: PKCE, no secret).
+
+    `client_id` names it when an operator must know it beforehand (the API reference's
+    own app, `PUENTE_DOCS_CLIENT_ID`); otherwise one is made.
+    """
+    if client_id is not None and not CLIENT_ID.match(client_id):
+        raise InvalidInput(N_("account.client_id_invalid"))
     if not name.strip() or len(name) > 200:
         raise InvalidInput(N_("account.name_invalid"))
     if not redirect_uris:
@@ -142,8 +154,12 @@ def add_app(
         _check_redirect_uri(uri)
     if session.scalar(select(SmartApp.id).where(SmartApp.name == name.strip())):
         raise Conflict(N_("account.app_exists"), name=name.strip())
+    if client_id is not None and session.scalar(
+        select(SmartApp.id).where(SmartApp.client_id == client_id)
+    ):
+        raise Conflict(N_("account.app_exists"), name=client_id)
     app = SmartApp(
-        client_id=f"app-{secrets.token_hex(8)}",
+        client_id=client_id or f"app-{secrets.token_hex(8)}",
         name=name.strip(),
         redirect_uris=list(dict.fromkeys(redirect_uris)),
     )

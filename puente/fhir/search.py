@@ -214,7 +214,8 @@ def parse_search(
                     request.ignored.append(key)
                     continue
                 request.sort = raw
-            if name not in ("_format", "_offset"):
+            # Paging parameters are the Page's to write into links, once.
+            if name not in ("_format", "_offset", "_count"):
                 request.used.append((key, raw))
             continue
         param = known.get(name)

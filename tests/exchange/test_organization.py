@@ -111,6 +111,7 @@ def test_searchset_paging_links_and_total(client: TestClient, engine: Engine) ->
     assert len(first["entry"]) == 3
     links = {link["relation"]: link["url"] for link in first["link"]}
     assert "_count=3" in links["self"]
+    assert links["self"].count("_count=") == 1
     assert "previous" not in links
     second = client.get(links["next"].replace("http://testserver", ""), headers=bearer()).json()
     assert len(second["entry"]) == 1

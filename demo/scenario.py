@@ -1,0 +1,227 @@
+"""The demo scenario: two hospital systems across the border, their people, a SMART app.
+
+Everything is written through the same service functions operators and hospitals use.
+Loaded once: a second run finds the systems registered and only prints how to call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.orm import Session
+
+from exchange import service as exchange
+from exchange import store
+from puente.auth import service as auth
+from puente.auth.scopes import Role
+from puente.db import unit_of_work
+from puente.settings import get_settings
+
+# Development only (`puente demo` refuses production): every demo account's password.
+DEMO_PASSWORD = "puente-demo-2026"  # noqa: S105
+DEMO_TOKEN_TTL = 12 * 3600
+PEOPLE_ROLES = (Role.CLINICIAN, Role.PATIENT, Role.CONSENT_OFFICER, Role.ANALYST, Role.ADMIN)
+
+
+@dataclass(frozen=True)
+class DemoSystem:
+    code: str
+    name: str
+    country: str
+    clinician: dict[str, object]
+    patient: dict[str, object]
+
+
+HGCJ = DemoSystem(
+    code="hgcj",
+    name="Hospital General de Ciudad Juárez",
+    country="MX",
+    clinician={
+        "resourceType": "Practitioner",
+        "id": "hgcj-demo-clinician",
+        "active": True,
+        "name": [
+            {"family": "Hernández López", "given": ["María", "Guadalupe"], "prefix": ["Dra."]}
+        ],
+        "communication": [
+            {"coding": [{"system": "urn:ietf:bcp:47", "code": "es-MX"}]},
+            {"coding": [{"system": "urn:ietf:bcp:47", "code": "en-US"}]},
+        ],
+    },
+    patient={
+        "resourceType": "Patient",
+        "id": "hgcj-demo-patient",
+        "active": True,
+        "identifier": [{"system": "https://www.gob.mx/curp", "value": "RAAJ850412HCHMNS05"}],
+        "name": [{"family": "Ramírez Anchondo", "given": ["José", "Luis"]}],
+        "gender": "male",
+        "birthDate": "1985-04-12",
+        "telecom": [{"system": "phone", "value": "+52 656 555 0142"}],
+        "address": [{"city": "Ciudad Juárez", "state": "CHH", "country": "MX"}],
+        "communication": [
+            {
+                "language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "es-MX"}]},
+                "preferred": True,
+            }
+        ],
+    },
+)
+UMCEP = DemoSystem(
+    code="umcep",
+    name="University Medical Center of El Paso",
+    country="US",
+    clinician={
+        "resourceType": "Practitioner",
+        "id": "umcep-demo-clinician",
+        "active": True,
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+        "name": [{"family": "Chávez", "given": ["Robert"], "prefix": ["Dr."]}],
+        "communication": [
+            {"coding": [{"system": "urn:ietf:bcp:47", "code": "en-US"}]},
+            {"coding": [{"system": "urn:ietf:bcp:47", "code": "es-MX"}]},
+        ],
+    },
+    patient={
+        "resourceType": "Patient",
+        "id": "umcep-demo-patient",
+        "active": True,
+        "name": [{"family": "Ramirez", "given": ["Joe", "L."]}],
+        "gender": "male",
+        "birthDate": "1985-12-04",
+        "telecom": [{"system": "phone", "value": "+1 915 555 0188"}],
+        "address": [{"city": "El Paso", "state": "TX", "country": "US"}],
+    },
+)
+SYSTEMS = (HGCJ, UMCEP)
+
+
+def email(role: Role, code: str) -> str:
+    return f"{role.value}@{code}"
+
+
+def _subject(role: Role, system: DemoSystem) -> str | None:
+    if role is Role.CLINICIAN:
+        return f"Practitioner/{system.clinician['id']}"
+    if role is Role.PATIENT:
+        return f"Patient/{system.patient['id']}"
+    return None
+
+
+def _load(session: Session) -> dict[str, str]:
+    secrets: dict[str, str] = {}
+    for system in SYSTEMS:
+        registered, secret = auth.add_system(
+            session, code=system.code, name=system.name, country=system.country, jwks=None
+        )
+        exchange.register_hospital_organization(
+            session, code=system.code, name=system.name, country=system.country
+        )
+        secrets[registered.client_id] = secret
+        for resource in (system.clinician, system.patient):
+            store.put(
+                session, owner=system.code, owner_country=system.country, resource=dict(resource)
+            )
+        for role in PEOPLE_ROLES:
+            auth.add_user(
+                session,
+                email=email(role, system.code),
+                password=DEMO_PASSWORD,
+                role=role,
+                org_code=system.code,
+                subject=_subject(role, system),
+            )
+    settings = get_settings()
+    auth.add_app(
+        session,
+        name="Puente API reference",
+        redirect_uris=[f"{settings.base_url.rstrip('/')}/docs/oauth2-redirect"],
+        client_id=settings.docs_client_id,
+    )
+    return secrets
+
+
+def _tokens(session: Session) -> dict[str, str]:
+    def mint(role: Role, org: str, subject: str | None = None) -> str:
+        return auth.token_for(
+            session, role=role, org_code=org, subject=subject, ttl=DEMO_TOKEN_TTL
+        ).access_token
+
+    return {
+        "HGCJ": mint(Role.SYSTEM, "hgcj"),
+        "UMCEP": mint(Role.SYSTEM, "umcep"),
+        "OFFICER": mint(Role.CONSENT_OFFICER, "hgcj"),
+        "ADMIN": mint(Role.ADMIN, "umcep"),
+        "CLINICIAN": mint(Role.CLINICIAN, "umcep", f"Practitioner/{UMCEP.clinician['id']}"),
+    }
+
+
+def _print(
+    console: Console, secrets: dict[str, str], tokens: dict[str, str], loaded: bool, seconds: float
+) -> None:
+    settings = get_settings()
+    base = settings.base_url.rstrip("/")
+    state = f"loaded in {seconds:.1f} s" if loaded else "already loaded: skipped"
+    console.rule("[bold]Puente demo (development mode)")
+    console.print(f"Scenario {state}. Database: {settings.database_url}")
+    systems = Table(title="Hospital systems")
+    for column in ("system", "country", "name", "client id"):
+        systems.add_column(column)
+    systems.add_column("client secret", overflow="fold", min_width=43)
+    for system in SYSTEMS:
+        client_id = auth.client_id_for(system.code)
+        systems.add_row(
+            system.code,
+            system.country,
+            system.name,
+            client_id,
+            secrets.get(client_id, "(shown at first load only)"),
+        )
+    console.print(systems)
+    people = Table("account", "role", "fhirUser", title=f"People (password: {DEMO_PASSWORD})")
+    for system in SYSTEMS:
+        for role in PEOPLE_ROLES:
+            people.add_row(email(role, system.code), role.value, _subject(role, system) or "")
+    console.print(people)
+    console.print(
+        f"\n[bold]Tokens[/bold] (valid {DEMO_TOKEN_TTL // 3600} h; paste into your shell):"
+    )
+    for name, value in tokens.items():
+        console.print(f"export {name}={value}", soft_wrap=True, highlight=False)
+    console.print("\n[bold]Try these[/bold]:", highlight=False)
+    calls = [
+        (
+            "The Organizations, as Hospital General de Ciudad Juárez's system",
+            f'curl -s -H "Authorization: Bearer $HGCJ" {base}/fhir/Organization',
+        ),
+        ("No token: 401, in Spanish", f'curl -s -H "Accept-Language: es" {base}/fhir/Patient'),
+        (
+            "The audit trail, as HGCJ's consent officer",
+            f'curl -s -H "Authorization: Bearer $OFFICER" "{base}/fhir/AuditEvent?_count=5"',
+        ),
+    ]
+    for title, call in calls:
+        console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
+    console.print(
+        f"\nSign in as a person at {base}/docs (Authorize, PKCE) with any account above; "
+        f"the API reference is at {base}/docs. `puente audit verify` checks the audit chain.\n",
+        highlight=False,
+    )
+
+
+def run(console: Console | None = None) -> bool:
+    """Load the scenario unless it is there; print accounts, tokens and calls.
+
+    Returns True when this run loaded it.
+    """
+    console = console or Console()
+    started = time.perf_counter()
+    with unit_of_work() as session:
+        loaded = auth.find_system(session, HGCJ.code) is None
+        secrets = _load(session) if loaded else {}
+    with unit_of_work() as session:
+        tokens = _tokens(session)
+    _print(console, secrets, tokens, loaded, time.perf_counter() - started)
+    return loaded

@@ -1,0 +1,82 @@
+"""The demo scenario loads once through the public services and tells a newcomer how to call."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from rich.console import Console
+from sqlalchemy import select
+
+from demo import scenario
+from puente.auth.models import SmartApp, UserAccount
+from puente.db import session_factory
+from puente.settings import get_settings
+
+
+@pytest.fixture(autouse=True)
+def demo_base_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The demo's own address: its API-reference app redirects to a loopback URL."""
+    monkeypatch.setenv("PUENTE_BASE_URL", "http://127.0.0.1:8000")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def _run() -> tuple[bool, str]:
+    out = io.StringIO()
+    loaded = scenario.run(Console(file=out, width=400))
+    return loaded, out.getvalue()
+
+
+def test_loads_once_then_skips(client: TestClient) -> None:
+    loaded, first = _run()
+    assert loaded
+    again, second = _run()
+    assert not again
+    assert "already loaded" in second
+    assert "(shown at first load only)" in second
+    assert "(shown at first load only)" not in first
+    with session_factory()() as session:
+        emails = set(session.scalars(select(UserAccount.email)))
+        docs_app = session.scalars(
+            select(SmartApp).where(SmartApp.client_id == "puente-docs")
+        ).one()
+    assert {"clinician@hgcj", "patient@umcep", "consent-officer@hgcj", "admin@umcep"} <= emails
+    assert len(emails) == 10
+    assert docs_app.redirect_uris == ["http://127.0.0.1:8000/docs/oauth2-redirect"]
+
+
+def test_printed_tokens_and_calls_work(client: TestClient) -> None:
+    _loaded, printed = _run()
+    tokens = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in printed.splitlines()
+        if line.startswith("export ")
+    )
+    assert {"HGCJ", "UMCEP", "OFFICER", "ADMIN", "CLINICIAN"} <= set(tokens)
+    assert printed.count("curl ") == 3
+    organizations = client.get(
+        "/fhir/Organization", headers={"Authorization": f"Bearer {tokens['HGCJ']}"}
+    )
+    assert organizations.status_code == 200
+    assert organizations.json()["total"] == 4
+    names = {e["resource"]["name"] for e in organizations.json()["entry"]}
+    assert "Hospital General de Ciudad Juárez" in names
+    audit = client.get("/fhir/AuditEvent", headers={"Authorization": f"Bearer {tokens['OFFICER']}"})
+    assert audit.status_code == 200
+    assert audit.json()["total"] >= 1
+
+
+def test_demo_people_sign_in_with_the_printed_password(client: TestClient) -> None:
+    _run()
+    from puente.auth import service
+
+    with session_factory()() as session:
+        account = service.sign_in(
+            session, email="clinician@umcep", password=scenario.DEMO_PASSWORD, source_ip="127.0.0.1"
+        )
+        assert account.subject == "Practitioner/umcep-demo-clinician"
+        session.commit()
