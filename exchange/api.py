@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from exchange import service
 from exchange.resources import STORE_TYPES
-from puente.errors import Issue, NotFound
-from puente.fhir.bundle import Page, searchset
-from puente.fhir.media import FORM, check_content_type
-from puente.fhir.outcome import operation_outcome
+from puente.errors import NotFound
 from puente.fhir.prefer import lenient
 from puente.fhir.registry import REGISTRY
 from puente.fhir.responses import FHIRResponse, resource_response
-from puente.settings import get_settings
+from puente.fhir.searching import form_items, query_items, search_response
 from puente.web import CallerDep, ContextDep, SessionDep, TransactionalRoute
 from translation.i18n import N_
 
@@ -38,52 +33,27 @@ def _search(
     parsed = service.parse(resource_type, items, lenient=lenient(request))
     result = service.search(session, caller, resource_type=resource_type, request=parsed)
     note.entities = [f"{r['resourceType']}/{r['id']}" for r in result.resources] or [resource_type]
-    settings = get_settings()
-    outcome = None
-    if parsed.ignored:
-        outcome = operation_outcome(
-            [
-                Issue(
-                    N_("warning.search_param_ignored"),
-                    {"name": name[:64]},
-                    code="not-supported",
-                    severity="warning",
-                )
-                for name in parsed.ignored
-            ],
-            ctx.locale,
-        )
-    page = Page(
-        base=f"{settings.fhir_base_url}/{resource_type}",
-        params=parsed.used,
-        offset=parsed.offset,
-        count=parsed.count,
+    return search_response(
+        resource_type=resource_type,
+        resources=result.resources,
         total=result.total,
-        returned=len(result.resources),
+        parsed=parsed,
+        locale=ctx.locale,
     )
-    bundle = searchset(
-        result.resources, fhir_base=settings.fhir_base_url, page=page, outcome=outcome
-    )
-    return FHIRResponse(bundle)
 
 
 @router.get("/{resource_type}", summary="Search a resource type")
 def search_type(
     resource_type: str, request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
 ) -> FHIRResponse:
-    items = parse_qsl(request.url.query, keep_blank_values=True)
-    return _search(request, items, resource_type, session, caller, ctx)
+    return _search(request, query_items(request), resource_type, session, caller, ctx)
 
 
 @router.post("/{resource_type}/_search", summary="Search a resource type (form-encoded)")
 async def search_post(
     resource_type: str, request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
 ) -> FHIRResponse:
-    check_content_type(request, frozenset({FORM}))
-    body = (await request.body()).decode("utf-8", errors="replace")
-    items = parse_qsl(request.url.query, keep_blank_values=True) + parse_qsl(
-        body, keep_blank_values=True
-    )
+    items = await form_items(request)
     return await run_in_threadpool(_search, request, items, resource_type, session, caller, ctx)
 
 

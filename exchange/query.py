@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select
@@ -24,23 +23,16 @@ from puente.fhir.search import (
     SearchRequest,
     TokenValue,
 )
-
-_ESCAPE = "\\"
-
-
-def _like_escape(text: str) -> str:
-    return (
-        text.replace(_ESCAPE, _ESCAPE * 2).replace("%", _ESCAPE + "%").replace("_", _ESCAPE + "_")
-    )
+from puente.fhir.sql import LIKE_ESCAPE, approximate, instant_clause, like_escape
 
 
 def _string_clause(modifier: str | None, value: str) -> Clause[bool]:
     if modifier == "exact":
         return StringIndex.exact == value
-    folded = _like_escape(fold(value))
+    folded = like_escape(fold(value))
     if modifier == "contains":
-        return StringIndex.value.like(f"%{folded}%", escape=_ESCAPE)
-    return StringIndex.value.like(f"{folded}%", escape=_ESCAPE)
+        return StringIndex.value.like(f"%{folded}%", escape=LIKE_ESCAPE)
+    return StringIndex.value.like(f"{folded}%", escape=LIKE_ESCAPE)
 
 
 def _token_clause(value: TokenValue) -> Clause[bool]:
@@ -52,13 +44,6 @@ def _token_clause(value: TokenValue) -> Clause[bool]:
     if value.code is not None:
         clauses.append(TokenIndex.code == value.code)
     return and_(*clauses)
-
-
-def _approximate(value: DateValue) -> tuple[dt.datetime, dt.datetime]:
-    # `ap`: within 10% of the distance from now, at least a day (R4 3.1.1.5.6 leaves it open).
-    now = dt.datetime.now(dt.UTC)
-    slack = max(abs(now - value.low) / 10, dt.timedelta(days=1))
-    return value.low - slack, value.high + slack
 
 
 def _date_clause(value: DateValue) -> Clause[bool]:
@@ -82,7 +67,7 @@ def _date_clause(value: DateValue) -> Clause[bool]:
         case "eb":
             return high <= value.low
         case _:  # ap
-            wide_low, wide_high = _approximate(value)
+            wide_low, wide_high = approximate(value)
             return and_(low < wide_high, high > wide_low)
 
 
@@ -143,28 +128,12 @@ def filtered(
     for criterion in request.criteria:
         if criterion.param.name == "_lastUpdated":
             dates = [v for v in criterion.values if isinstance(v, DateValue)]
-            query = query.where(or_(*(_last_updated_clause(v) for v in dates)))
+            query = query.where(
+                or_(*(instant_clause(StoredResource.last_updated, v) for v in dates))
+            )
             continue
         query = query.where(_criterion_clause(resource_type, criterion))
     return query
-
-
-def _last_updated_clause(value: DateValue) -> Clause[bool]:
-    # lastUpdated is an instant: a point, so the range comparisons reduce to the point.
-    point = StoredResource.last_updated
-    match value.prefix:
-        case "gt" | "sa":
-            return point >= value.high
-        case "lt" | "eb":
-            return point < value.low
-        case "ge":
-            return point >= value.low
-        case "le":
-            return point < value.high
-        case "ne":
-            return or_(point < value.low, point >= value.high)
-        case _:
-            return and_(point >= value.low, point < value.high)
 
 
 def count(session: Any, query: Select[Any]) -> int:

@@ -7,24 +7,18 @@ These routes are included before the store's generic `/fhir/{resource_type}` rou
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
-
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from puente.audit import service
 from puente.audit.render import audit_event
 from puente.audit.search import SEARCH_PARAMS
-from puente.errors import Issue
-from puente.fhir.bundle import Page, searchset
-from puente.fhir.media import FORM, check_content_type
-from puente.fhir.outcome import operation_outcome
 from puente.fhir.prefer import lenient
 from puente.fhir.registry import REGISTRY, ResourceCapability
 from puente.fhir.responses import FHIRResponse, resource_response
+from puente.fhir.searching import form_items, query_items, search_response
 from puente.settings import get_settings
 from puente.web import CallerDep, ContextDep, SessionDep, TransactionalRoute
-from translation.i18n import N_
 
 router = APIRouter(prefix="/fhir", route_class=TransactionalRoute, tags=["Audit"])
 
@@ -54,51 +48,28 @@ def _search(
     parsed = service.parse(items, lenient=lenient(request))
     result = service.search_events(session, caller, request=parsed)
     note.entities = [f"AuditEvent/{e.id}" for e in result.entries] or ["AuditEvent"]
-    settings = get_settings()
-    outcome = None
-    if parsed.ignored:
-        outcome = operation_outcome(
-            [
-                Issue(
-                    N_("warning.search_param_ignored"),
-                    {"name": name[:64]},
-                    code="not-supported",
-                    severity="warning",
-                )
-                for name in parsed.ignored
-            ],
-            ctx.locale,
-        )
-    page = Page(
-        base=f"{settings.fhir_base_url}/AuditEvent",
-        params=parsed.used,
-        offset=parsed.offset,
-        count=parsed.count,
+    fhir_base = get_settings().fhir_base_url
+    return search_response(
+        resource_type="AuditEvent",
+        resources=[audit_event(e, fhir_base=fhir_base) for e in result.entries],
         total=result.total,
-        returned=len(result.entries),
+        parsed=parsed,
+        locale=ctx.locale,
     )
-    resources = [audit_event(e, fhir_base=settings.fhir_base_url) for e in result.entries]
-    bundle = searchset(resources, fhir_base=settings.fhir_base_url, page=page, outcome=outcome)
-    return FHIRResponse(bundle)
 
 
 @router.get("/AuditEvent", summary="Search the audit trail")
 def search_events(
     request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
 ) -> FHIRResponse:
-    items = parse_qsl(request.url.query, keep_blank_values=True)
-    return _search(request, items, session, caller, ctx)
+    return _search(request, query_items(request), session, caller, ctx)
 
 
 @router.post("/AuditEvent/_search", summary="Search the audit trail (form-encoded)")
 async def search_events_post(
     request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
 ) -> FHIRResponse:
-    check_content_type(request, frozenset({FORM}))
-    body = (await request.body()).decode("utf-8", errors="replace")
-    items = parse_qsl(request.url.query, keep_blank_values=True) + parse_qsl(
-        body, keep_blank_values=True
-    )
+    items = await form_items(request)
     return await run_in_threadpool(_search, request, items, session, caller, ctx)
 
 

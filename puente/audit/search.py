@@ -6,10 +6,9 @@ Criteria are ANDed, the values of one criterion ORed (R4 3.1.1.5.3). `date` comp
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, and_, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, false, not_, or_, select, true
 
 from puente.audit.models import AuditEntry, AuditReference
 from puente.audit.render import (
@@ -30,12 +29,12 @@ from puente.fhir.search import (
     TokenValue,
     Value,
 )
+from puente.fhir.sql import LIKE_ESCAPE, instant_clause, like_escape
 from translation.i18n import N_
 
 OUTCOME_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-event-outcome"
 OUTCOMES = frozenset({0, 4, 8, 12})
 AGENT_TARGETS = ("Practitioner", "PractitionerRole", "Patient", "RelatedPerson", "Organization")
-_ESCAPE = "\\"
 SelectT = TypeVar("SelectT", bound=Select[Any])
 
 SEARCH_PARAMS = (
@@ -65,40 +64,6 @@ def _bad(name: str, key: str = N_("error.search_value_invalid")) -> InvalidReque
     return InvalidRequest(issues=[Issue(key, {"name": name}, code="invalid")])
 
 
-def _escape_like(text: str) -> str:
-    return (
-        text.replace(_ESCAPE, _ESCAPE * 2).replace("%", _ESCAPE + "%").replace("_", _ESCAPE + "_")
-    )
-
-
-def _approximate(value: DateValue) -> tuple[dt.datetime, dt.datetime]:
-    # `ap`: within 10% of the distance from now, at least a day (R4 leaves it open; the
-    # store's date search reads it the same way).
-    now = dt.datetime.now(dt.UTC)
-    slack = max(abs(now - value.low) / 10, dt.timedelta(days=1))
-    return value.low - slack, value.high + slack
-
-
-def _date_clause(value: DateValue) -> ColumnElement[bool]:
-    recorded = AuditEntry.recorded_at
-    match value.prefix:
-        case "ne":
-            return or_(recorded < value.low, recorded >= value.high)
-        case "gt" | "sa":
-            return recorded >= value.high
-        case "lt" | "eb":
-            return recorded < value.low
-        case "ge":
-            return recorded >= value.low
-        case "le":
-            return recorded < value.high
-        case "ap":
-            low, high = _approximate(value)
-            return and_(recorded >= low, recorded < high)
-        case _:
-            return and_(recorded >= value.low, recorded < value.high)
-
-
 def _referenced(kinds: tuple[str, ...], clause: ColumnElement[bool]) -> ColumnElement[bool]:
     return AuditEntry.id.in_(
         select(AuditReference.audit_id).where(AuditReference.kind.in_(kinds), clause)
@@ -110,11 +75,11 @@ def _reference_match(value: ReferenceValue) -> ColumnElement[bool]:
     if value.target_type:
         exact = f"{value.target_type}/{value.target_id}"
         # a vread names `Type/id/_history/n`; it is an access to `Type/id` too
-        return or_(column == exact, column.like(f"{_escape_like(exact)}/%", escape=_ESCAPE))
-    tail = _escape_like(value.target_id)
+        return or_(column == exact, column.like(f"{like_escape(exact)}/%", escape=LIKE_ESCAPE))
+    tail = like_escape(value.target_id)
     return or_(
-        column.like(f"%/{tail}", escape=_ESCAPE),
-        column.like(f"%/{tail}/\\_history/%", escape=_ESCAPE),
+        column.like(f"%/{tail}", escape=LIKE_ESCAPE),
+        column.like(f"%/{tail}/\\_history/%", escape=LIKE_ESCAPE),
     )
 
 
@@ -131,7 +96,7 @@ def _agent_clause(modifier: str | None, value: ReferenceValue) -> ColumnElement[
         return AuditEntry.fhir_user == f"{value.target_type}/{value.target_id}"
     return or_(
         AuditEntry.agent == value.target_id,
-        AuditEntry.fhir_user.like(f"%/{_escape_like(value.target_id)}", escape=_ESCAPE),
+        AuditEntry.fhir_user.like(f"%/{like_escape(value.target_id)}", escape=LIKE_ESCAPE),
     )
 
 
@@ -189,7 +154,7 @@ def _token_clause(name: str, value: TokenValue) -> ColumnElement[bool]:
 def _value_clause(criterion: Criterion, value: Value) -> ColumnElement[bool]:
     name, modifier = criterion.param.name, criterion.modifier
     if isinstance(value, DateValue):
-        return _date_clause(value)
+        return instant_clause(AuditEntry.recorded_at, value)
     if isinstance(value, TokenValue):
         return _token_clause(name, value)
     if isinstance(value, ReferenceValue):
