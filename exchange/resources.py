@@ -49,4 +49,84 @@ ORGANIZATION = ResourceCapability(
     ),
 )
 
-STORE_TYPES: dict[str, ResourceCapability] = {c.type: c for c in (ORGANIZATION,)}
+READ_SEARCH = ("read", "vread", "search-type")
+
+
+def _patient_reference(name: str, path: str, documentation: str) -> SearchParam:
+    return SearchParam(name, ParamType.REFERENCE, documentation, (path,), ("Patient",))
+
+
+PATIENT = ResourceCapability(
+    type="Patient",
+    interactions=READ_SEARCH,
+    documentation="A person's demographics as one hospital system registered them.",
+    search_params=(
+        _ID,
+        _LAST_UPDATED,
+        SearchParam("identifier", ParamType.TOKEN, "A patient identifier", ("identifier",)),
+        SearchParam(
+            "name",
+            ParamType.STRING,
+            "Any part of a name (accent- and case-insensitive)",
+            ("name",),
+        ),
+        SearchParam("family", ParamType.STRING, "A portion of the family name", ("name.family",)),
+        SearchParam("given", ParamType.STRING, "A portion of the given name", ("name.given",)),
+        SearchParam("birthdate", ParamType.DATE, "The patient's date of birth", ("birthDate",)),
+        SearchParam("gender", ParamType.TOKEN, "Gender of the patient", ("gender",)),
+        SearchParam("address-city", ParamType.STRING, "A city in an address", ("address.city",)),
+        SearchParam("telecom", ParamType.TOKEN, "Any kind of contact", ("telecom",)),
+        SearchParam("phone", ParamType.TOKEN, "A phone number", ("telecom",)),
+        SearchParam("active", ParamType.TOKEN, "Whether the record is active", ("active",)),
+    ),
+)
+
+# Types whose parameters beyond the common ones come with the search work of issue 4.
+_OTHER_TYPES = (
+    "Practitioner",
+    "PractitionerRole",
+    "Location",
+    "HealthcareService",
+    "Encounter",
+    "Observation",
+    "Condition",
+    "AllergyIntolerance",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Immunization",
+    "Procedure",
+    "DiagnosticReport",
+    "DocumentReference",
+    "Provenance",
+)
+_SUBJECT_IS_PATIENT = frozenset(
+    {
+        "Encounter",
+        "Observation",
+        "Condition",
+        "MedicationRequest",
+        "MedicationStatement",
+        "Procedure",
+        "DiagnosticReport",
+        "DocumentReference",
+    }
+)
+_PATIENT_PATH = {"AllergyIntolerance": "patient", "Immunization": "patient"}
+
+
+def _basic(resource_type: str) -> ResourceCapability:
+    params = [_ID, _LAST_UPDATED]
+    if resource_type in _SUBJECT_IS_PATIENT:
+        params.append(_patient_reference("patient", "subject", "Who the record is about"))
+    elif resource_type in _PATIENT_PATH:
+        params.append(
+            _patient_reference("patient", _PATIENT_PATH[resource_type], "Who the record is about")
+        )
+    return ResourceCapability(
+        type=resource_type, interactions=READ_SEARCH, search_params=tuple(params)
+    )
+
+
+STORE_TYPES: dict[str, ResourceCapability] = {
+    c.type: c for c in (ORGANIZATION, PATIENT, *(_basic(t) for t in _OTHER_TYPES))
+}
