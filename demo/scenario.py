@@ -55,7 +55,7 @@ HGCJ = DemoSystem(
         "resourceType": "Patient",
         "id": "hgcj-demo-patient",
         "active": True,
-        "identifier": [{"system": "https://www.gob.mx/curp", "value": "RAAJ850412HCHMNS05"}],
+        "identifier": [{"system": "https://www.gob.mx/curp", "value": "RAAL850412HCHMNS01"}],
         "name": [{"family": "Ramírez Anchondo", "given": ["José", "Luis"]}],
         "gender": "male",
         "birthDate": "1985-04-12",

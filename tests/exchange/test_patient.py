@@ -11,7 +11,7 @@ from tests.factories import bearer
 JOSE = {
     "resourceType": "Patient",
     "id": "hgcj-1001",
-    "identifier": [{"system": "https://www.gob.mx/curp", "value": "RAAJ850412HCHMNS05"}],
+    "identifier": [{"system": "https://www.gob.mx/curp", "value": "RAAL850412HCHMNS01"}],
     "name": [{"family": "Ramírez Anchondo", "given": ["José", "Luis"]}],
     "gender": "male",
     "birthDate": "1985-04-12",
@@ -38,7 +38,7 @@ def test_name_search_folds_accents(client: TestClient) -> None:
         {"family": "ramirez"},
         {"given": "LUIS"},
         {"birthdate": "1985-04"},
-        {"identifier": "https://www.gob.mx/curp|RAAJ850412HCHMNS05"},
+        {"identifier": "https://www.gob.mx/curp|RAAL850412HCHMNS01"},
         {"gender": "male", "address-city": "ciudad juarez"},
     ):
         response = client.get("/fhir/Patient", params=params, headers=bearer())
