@@ -1,0 +1,205 @@
+"""The CURP (Clave Única de Registro de Población) a person's name, birth date and sex give.
+
+RENAPO's rules (Instructivo normativo para la asignación de la CURP): position 1 the first
+letter of the paternal surname, 2 its first inner vowel, 3 the first letter of the maternal
+surname (X if none), 4 the first letter of the given name, skipping a leading José or María
+(and J., MA.) when a second name follows; 5-10 the birth date YYMMDD; 11 sex (H, M; X since
+2023); 12-13 the state (NE born abroad); 14-16 the first inner consonants of paternal
+surname, maternal surname and given name; 17 a homonym character (a digit for births
+before 2000, a letter from 2000); 18 the check digit. Particles (DE, DEL, LA, ...) are
+skipped, Ñ becomes X, and a word from RENAPO's list of inconvenient words in positions 1-4
+gets its second letter replaced by X.
+
+From a US record's name, birth date and sex one derives positions 1-11 and 14-16 only: the
+state, homonym character and check digit need the registry (DOMAIN.md, "Identifiers").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+
+from stdnum.mx import curp as stdnum_curp
+
+PARTICLES = frozenset(
+    {
+        "DA",
+        "DAS",
+        "DE",
+        "DEL",
+        "DER",
+        "DI",
+        "DIE",
+        "DD",
+        "EL",
+        "LA",
+        "LOS",
+        "LAS",
+        "LE",
+        "LES",
+        "MAC",
+        "MC",
+        "VAN",
+        "VON",
+        "Y",
+    }
+)
+SKIPPED_FIRST_NAMES = frozenset({"JOSE", "J", "J.", "MARIA", "MA", "MA.", "M", "M."})
+VOWELS = frozenset("AEIOU")
+# RENAPO's inconvenient words (Anexo 2 of the Instructivo): the second letter becomes X.
+INCONVENIENT = frozenset(
+    {
+        "BACA",
+        "BAKA",
+        "BUEI",
+        "BUEY",
+        "CACA",
+        "CACO",
+        "CAGA",
+        "CAGO",
+        "CAKA",
+        "CAKO",
+        "COGE",
+        "COGI",
+        "COJA",
+        "COJE",
+        "COJI",
+        "COJO",
+        "COLA",
+        "CULO",
+        "FALO",
+        "FETO",
+        "GETA",
+        "GUEI",
+        "GUEY",
+        "JETA",
+        "JOTO",
+        "KACA",
+        "KACO",
+        "KAGA",
+        "KAGO",
+        "KAKA",
+        "KAKO",
+        "KOGE",
+        "KOGI",
+        "KOJA",
+        "KOJE",
+        "KOJI",
+        "KOJO",
+        "KOLA",
+        "KULO",
+        "LILO",
+        "LOCA",
+        "LOCO",
+        "LOKA",
+        "LOKO",
+        "MAME",
+        "MAMO",
+        "MEAR",
+        "MEAS",
+        "MEON",
+        "MIAR",
+        "MION",
+        "MOCO",
+        "MOKO",
+        "MULA",
+        "MULO",
+        "NACA",
+        "NACO",
+        "PEDA",
+        "PEDO",
+        "PENE",
+        "PIPI",
+        "PITO",
+        "POPO",
+        "PUTA",
+        "PUTO",
+        "QULO",
+        "RATA",
+        "ROBA",
+        "ROBE",
+        "ROBO",
+        "RUIN",
+        "SENO",
+        "TETA",
+        "VACA",
+        "VAGA",
+        "VAGO",
+        "VAKA",
+        "VUEI",
+        "VUEY",
+        "WUEI",
+        "WUEY",
+    }
+)
+
+
+def fold(text: str) -> str:
+    """Upper case without accents; Ñ becomes X as in the CURP (NÚÑEZ -> NUXEZ)."""
+    upper = text.upper().replace("Ñ", "X")
+    decomposed = unicodedata.normalize("NFKD", upper)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _words(name: str | None) -> list[str]:
+    return [w for w in fold(name or "").replace("-", " ").split() if w.isalpha() or w.endswith(".")]
+
+
+def _significant(name: str | None) -> str:
+    """The first word that is not a particle (`de la Cruz` -> CRUZ)."""
+    words = [w.rstrip(".") for w in _words(name)]
+    for word in words:
+        if word not in PARTICLES:
+            return word
+    return words[-1] if words else ""
+
+
+def _given(name: str) -> str:
+    words = _words(name)
+    if len(words) > 1 and words[0] in SKIPPED_FIRST_NAMES:
+        words = words[1:]
+    return next((w.rstrip(".") for w in words if w.rstrip(".") not in PARTICLES), "")
+
+
+def _inner(word: str, wanted: frozenset[str] | None) -> str:
+    for char in word[1:]:
+        is_vowel = char in VOWELS
+        if char.isalpha() and (is_vowel if wanted is VOWELS else not is_vowel):
+            return char
+    return "X"
+
+
+def root(
+    *, paternal: str, maternal: str | None, given: str, birth_date: dt.date, sex: str
+) -> tuple[str, str]:
+    """Positions 1-11 and 14-16: what anyone's name, birth date and sex give."""
+    first = _significant(paternal)
+    second = _significant(maternal)
+    name = _given(given)
+    letters = (first[:1] or "X") + _inner(first, VOWELS) + (second[:1] or "X") + (name[:1] or "X")
+    if letters in INCONVENIENT:
+        letters = letters[0] + "X" + letters[2:]
+    head = letters + birth_date.strftime("%y%m%d") + sex
+    consonants = (
+        _inner(first, None) + (_inner(second, None) if second else "X") + _inner(name, None)
+    )
+    return head, consonants
+
+
+def derive(
+    *,
+    paternal: str,
+    maternal: str | None,
+    given: str,
+    birth_date: dt.date,
+    sex: str,
+    state: str,
+    homonym: str | None = None,
+) -> str:
+    """A whole CURP, with the registry's parts (state, homonym character) supplied."""
+    head, consonants = root(
+        paternal=paternal, maternal=maternal, given=given, birth_date=birth_date, sex=sex
+    )
+    differentiator = homonym or ("0" if birth_date.year < 2000 else "A")
+    body = head + state + consonants + differentiator
+    return body + stdnum_curp.calc_check_digit(body)
