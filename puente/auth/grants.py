@@ -40,7 +40,7 @@ from puente.auth.models import (
     UserAccount,
 )
 from puente.auth.scopes import Role, Scope, grant
-from puente.auth.service import Trail, audit_login, check_purpose, person_caller
+from puente.auth.service import Trail, audit_login, check_purpose, person_caller, system_caller
 from puente.db import utcnow
 from puente.settings import get_settings
 from translation.i18n import N_
@@ -268,12 +268,8 @@ def client_credentials_grant(
             assertion_type=client_assertion_type,
             assertion=client_assertion,
         )
-        caller = Caller(
-            subject=system.client_id,
-            role=Role.SYSTEM,
-            org_code=system.code,
-            country=system.country,
-            purpose_of_use=check_purpose(purpose_of_use),
+        caller = system_caller(
+            system, purpose_of_use=check_purpose(purpose_of_use), scopes=frozenset()
         )
         result = _issue(caller, _requested_scopes(Role.SYSTEM, scope or ""))
     except OAuthError as exc:

@@ -36,7 +36,7 @@ from puente.auth.models import (
     UsedAssertion,
     UserAccount,
 )
-from puente.auth.scopes import PEOPLE_ROLES, Role, grant
+from puente.auth.scopes import PEOPLE_ROLES, Role, Scope, grant
 from puente.db import utcnow
 from puente.errors import Conflict
 from puente.errors import InvalidRequest as InvalidInput
@@ -66,6 +66,24 @@ def _audit_admin(session: Session, *, subtype: str, actor: str | None, entities:
         action="C",
         agent=actor or OPERATOR,
         entities=entities,
+    )
+
+
+def system_caller(
+    system: HospitalSystem,
+    *,
+    purpose_of_use: str = DEFAULT_PURPOSE,
+    scopes: frozenset[Scope] | None = None,
+) -> Caller:
+    """A hospital system as a Caller: by default with every scope on its own data, as
+    `puente token --role system` and `puente import --system` act."""
+    return Caller(
+        subject=system.client_id,
+        role=Role.SYSTEM,
+        org_code=system.code,
+        country=system.country,
+        scopes=grant(Role.SYSTEM, None) if scopes is None else scopes,
+        purpose_of_use=purpose_of_use,
     )
 
 
