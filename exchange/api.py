@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from exchange import service
 from exchange.resources import STORE_TYPES
 from puente.errors import NotFound
+from puente.fhir.bundle import Cursors
 from puente.fhir.prefer import lenient
 from puente.fhir.registry import REGISTRY
 from puente.fhir.responses import FHIRResponse, resource_response
@@ -39,6 +40,8 @@ def _search(
         total=result.total,
         parsed=parsed,
         locale=ctx.locale,
+        included=result.included,
+        cursors=Cursors(parsed.page_token, result.next_token, result.previous_token),
     )
 
 

@@ -1,29 +1,60 @@
-"""Search over the index tables: criteria become `pk IN (subquery)` clauses, never JSON scans."""
+"""Search over the index tables: criteria become `pk IN (subquery)` clauses, never JSON scans.
+
+Paging is keyset paging: a page token holds the sort-key values of the row it continues
+from (and the pk as the last key), so rows inserted or deleted elsewhere in the result
+never shift a page onto rows already seen or past rows not yet seen.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    case,
+    false,
+    func,
+    not_,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement as Clause
 
 from exchange.indexing import fold
 from exchange.models import (
     DateIndex,
+    QuantityIndex,
     ReferenceIndex,
     StoredResource,
     StringIndex,
     TokenIndex,
 )
+from puente.errors import InvalidRequest, Issue
 from puente.fhir.search import (
     Criterion,
     DateValue,
+    Include,
     ParamType,
+    QuantityValue,
     ReferenceValue,
     SearchRequest,
+    SortKey,
     TokenValue,
+    decode_cursor,
+    encode_cursor,
 )
 from puente.fhir.sql import LIKE_ESCAPE, approximate, instant_clause, like_escape
+from translation.i18n import N_
+
+# Which stored resources of a type the caller may see (the disclosure gate's SQL side).
+Visible = Callable[[str], ColumnElement[bool]]
 
 
 def _string_clause(modifier: str | None, value: str) -> Clause[bool]:
@@ -71,10 +102,43 @@ def _date_clause(value: DateValue) -> Clause[bool]:
             return and_(low < wide_high, high > wide_low)
 
 
+def _quantity_clause(value: QuantityValue) -> Clause[bool]:
+    """R4 3.1.1.4.3: `eq` is the number's precision range; `ap` is within 10%."""
+    number = QuantityIndex.value
+    within = and_(number >= value.low, number < value.high)
+    slack = abs(value.number) / Decimal(10)
+    match value.prefix:
+        case "eq":
+            clause = within
+        case "ne":
+            clause = not_(within)
+        case "gt" | "sa":
+            clause = number > value.number
+        case "lt" | "eb":
+            clause = number < value.number
+        case "ge":
+            clause = number >= value.number
+        case "le":
+            clause = number <= value.number
+        case _:  # ap
+            clause = and_(number >= value.number - slack, number <= value.number + slack)
+    if value.system is not None:
+        clause = and_(clause, QuantityIndex.system == value.system)
+    if value.code is not None:
+        clause = and_(clause, QuantityIndex.code == value.code)
+    return clause
+
+
 def _reference_clause(value: ReferenceValue) -> Clause[bool]:
     clause = ReferenceIndex.target_id == value.target_id
     if value.target_type:
-        clause = and_(clause, ReferenceIndex.target_type == value.target_type)
+        clause = and_(
+            clause,
+            or_(
+                ReferenceIndex.target_type == value.target_type,
+                ReferenceIndex.target_type.is_(None),
+            ),
+        )
     return clause
 
 
@@ -84,6 +148,8 @@ _TABLES: dict[ParamType, Any] = {
     ParamType.URI: TokenIndex,
     ParamType.DATE: DateIndex,
     ParamType.REFERENCE: ReferenceIndex,
+    ParamType.QUANTITY: QuantityIndex,
+    ParamType.NUMBER: QuantityIndex,
 }
 
 
@@ -95,12 +161,52 @@ def _value_clause(criterion: Criterion, value: Any) -> Clause[bool]:
             return _date_clause(value)
         case ReferenceValue():
             return _reference_clause(value)
+        case QuantityValue():
+            return _quantity_clause(value)
         case _:
             return _string_clause(criterion.modifier, str(value))
 
 
-def _criterion_clause(resource_type: str, criterion: Criterion) -> ColumnElement[bool]:
+def _chain_clause(resource_type: str, criterion: Criterion, visible: Visible) -> Clause[bool]:
+    """The reference's target must be a visible resource meeting the chained criterion."""
+    alternatives = []
+    for target_type, inner in criterion.chain:
+        targets = (
+            select(StoredResource.res_id)
+            .where(
+                StoredResource.res_type == target_type,
+                StoredResource.deleted.is_(False),
+                visible(target_type),
+                _criterion_clause(target_type, inner, visible),
+            )
+            .correlate(None)
+        )
+        alternatives.append(
+            and_(
+                or_(
+                    ReferenceIndex.target_type == target_type,
+                    ReferenceIndex.target_type.is_(None),
+                ),
+                ReferenceIndex.target_id.in_(targets),
+            )
+        )
+    refs = select(ReferenceIndex.resource_pk).where(
+        ReferenceIndex.res_type == resource_type,
+        ReferenceIndex.param == criterion.param.name,
+        or_(*alternatives),
+    )
+    return StoredResource.pk.in_(refs)
+
+
+def _criterion_clause(
+    resource_type: str, criterion: Criterion, visible: Visible
+) -> ColumnElement[bool]:
     param = criterion.param
+    if criterion.chain:
+        return _chain_clause(resource_type, criterion, visible)
+    if param.name == "_lastUpdated":
+        dates = [v for v in criterion.values if isinstance(v, DateValue)]
+        return or_(*(instant_clause(StoredResource.last_updated, v) for v in dates))
     if param.name == "_id":
         ids = [v.code for v in criterion.values if isinstance(v, TokenValue) and v.code]
         clause = StoredResource.res_id.in_(ids)
@@ -120,28 +226,24 @@ def _criterion_clause(resource_type: str, criterion: Criterion) -> ColumnElement
 
 
 def filtered(
-    resource_type: str, request: SearchRequest, visible: ColumnElement[bool]
+    resource_type: str, request: SearchRequest, visible: Visible | ColumnElement[bool]
 ) -> Select[Any]:
+    """`visible` is per type (chains reach other types), or one clause for every type."""
+    if isinstance(visible, ColumnElement):
+        clause = visible
+        visible = lambda _type: clause  # noqa: E731
     query = select(StoredResource).where(
-        StoredResource.res_type == resource_type, StoredResource.deleted.is_(False), visible
+        StoredResource.res_type == resource_type,
+        StoredResource.deleted.is_(False),
+        visible(resource_type),
     )
     for criterion in request.criteria:
-        if criterion.param.name == "_lastUpdated":
-            dates = [v for v in criterion.values if isinstance(v, DateValue)]
-            query = query.where(
-                or_(*(instant_clause(StoredResource.last_updated, v) for v in dates))
-            )
-            continue
-        query = query.where(_criterion_clause(resource_type, criterion))
+        query = query.where(_criterion_clause(resource_type, criterion, visible))
     return query
 
 
-def count(session: Any, query: Select[Any]) -> int:
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
-    return int(total or 0)
-
-
 def ordered(query: Select[Any], sort: str | None) -> Select[Any]:
+    """A plain order for callers that do not page (conditional operations)."""
     if sort == "-_lastUpdated":
         return query.order_by(StoredResource.last_updated.desc(), StoredResource.pk.desc())
     if sort == "_lastUpdated":
@@ -149,3 +251,212 @@ def ordered(query: Select[Any], sort: str | None) -> Select[Any]:
     if sort == "_id":
         return query.order_by(StoredResource.res_id)
     return query.order_by(StoredResource.pk)
+
+
+def count(session: Any, query: Select[Any]) -> int:
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+    return int(total or 0)
+
+
+# ---- sorting and keyset paging ------------------------------------------------------------
+
+_SORT_COLUMNS: dict[ParamType, Any] = {
+    ParamType.STRING: StringIndex.value,
+    ParamType.TOKEN: TokenIndex.code,
+    ParamType.DATE: DateIndex.low,
+}
+
+
+@dataclass(frozen=True)
+class _Key:
+    expr: Any  # a column or a scalar subquery
+    descending: bool
+    is_date: bool = False
+
+
+def _keys(resource_type: str, sort: Sequence[SortKey]) -> list[_Key]:
+    """Each sort key, then the pk. A parameter sorts by its least indexed value; resources
+    without one come last in either direction (a 0/1 key before the value)."""
+    keys: list[_Key] = []
+    for key in sort:
+        name = key.param.name
+        if name == "_lastUpdated":
+            keys.append(_Key(StoredResource.last_updated, key.descending, is_date=True))
+            continue
+        if name == "_id":
+            keys.append(_Key(StoredResource.res_id, key.descending))
+            continue
+        column = _SORT_COLUMNS[key.param.type]
+        table = column.class_
+        least = (
+            select(func.min(column))
+            .where(
+                table.resource_pk == StoredResource.pk,
+                table.res_type == resource_type,
+                table.param == name,
+            )
+            .correlate(StoredResource)
+            .scalar_subquery()
+        )
+        keys.append(_Key(case((least.is_(None), 1), else_=0), descending=False))
+        keys.append(_Key(least, key.descending, is_date=key.param.type is ParamType.DATE))
+    keys.append(_Key(StoredResource.pk, descending=False))
+    return keys
+
+
+def _past(keys: Sequence[_Key], values: Sequence[Any], *, before: bool) -> ColumnElement[bool]:
+    """Rows strictly after (or before) the row whose key values are `values`."""
+    alternatives = []
+    equal: list[ColumnElement[bool]] = []
+    for key, value in zip(keys, values, strict=True):
+        if value is None:
+            strict: ColumnElement[bool] = false()
+            same = key.expr.is_(None)
+        else:
+            upward = key.descending == before
+            strict = key.expr > value if upward else key.expr < value
+            same = key.expr == value
+        alternatives.append(and_(*equal, strict))
+        equal.append(same)
+    return or_(*alternatives)
+
+
+def _decode(keys: Sequence[_Key], token: str) -> tuple[list[Any], bool]:
+    values, before = decode_cursor(token)
+    if len(values) != len(keys):
+        raise InvalidRequest(
+            issues=[Issue(N_("error.search_value_invalid"), {"name": "_page_token"})]
+        )
+    try:
+        decoded = [
+            dt.datetime.fromisoformat(v) if key.is_date and v is not None else v
+            for key, v in zip(keys, values, strict=True)
+        ]
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(
+            issues=[Issue(N_("error.search_value_invalid"), {"name": "_page_token"})]
+        ) from exc
+    return decoded, before
+
+
+def _cursor(keys: Sequence[_Key], row: Sequence[Any], *, before: bool) -> str:
+    values = [
+        v.isoformat() if key.is_date and v is not None else v
+        for key, v in zip(keys, row, strict=True)
+    ]
+    return encode_cursor(values, before=before)
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[StoredResource]
+    next_token: str | None
+    previous_token: str | None
+
+
+def page(
+    session: Session, base: Select[Any], *, resource_type: str, request: SearchRequest
+) -> Page:
+    """One page of `base` in the requested order, from `_page_token` (or `_offset`)."""
+    keys = _keys(resource_type, request.sort_keys)
+    query = base.add_columns(*(k.expr for k in keys))
+    before = False
+    if request.page_token:
+        values, before = _decode(keys, request.page_token)
+        query = query.where(_past(keys, values, before=before))
+    order = [
+        k.expr.desc() if k.descending != before else k.expr.asc() for k in keys
+    ]  # read backwards for a `previous` page, then turn the rows round
+    query = query.order_by(*order).limit(request.count + 1)
+    if not request.page_token and request.offset:
+        query = query.offset(request.offset)
+    fetched = [tuple(r) for r in session.execute(query).all()]
+    more = len(fetched) > request.count
+    fetched = fetched[: request.count]
+    if before:
+        fetched.reverse()
+    if not fetched:
+        return Page([], None, None)
+    has_next = more if not before else True
+    has_previous = more if before else bool(request.page_token or request.offset)
+    return Page(
+        rows=[r[0] for r in fetched],
+        next_token=_cursor(keys, fetched[-1][1:], before=False) if has_next else None,
+        previous_token=_cursor(keys, fetched[0][1:], before=True) if has_previous else None,
+    )
+
+
+# ---- _include and _revinclude ------------------------------------------------------------
+
+
+def _live(resource_type: str, visible: Visible) -> list[ColumnElement[bool]]:
+    return [
+        StoredResource.res_type == resource_type,
+        StoredResource.deleted.is_(False),
+        visible(resource_type),
+    ]
+
+
+def included(
+    session: Session,
+    matches: Sequence[StoredResource],
+    includes: Sequence[Include],
+    *,
+    targets_of: Callable[[Include], Sequence[str]],
+    visible: Visible,
+) -> list[StoredResource]:
+    """What the matches' reference parameters point at, among visible resources."""
+    if not matches or not includes:
+        return []
+    found: list[StoredResource] = []
+    pks = [m.pk for m in matches]
+    for include in includes:
+        scope = [
+            ReferenceIndex.resource_pk.in_(pks),
+            ReferenceIndex.res_type == include.source_type,
+        ]
+        if include.param is not None:
+            scope.append(ReferenceIndex.param == include.param.name)
+        for target_type in targets_of(include):
+            refs = select(ReferenceIndex.target_id).where(
+                *scope,
+                or_(
+                    ReferenceIndex.target_type == target_type,
+                    ReferenceIndex.target_type.is_(None),
+                ),
+            )
+            found += session.scalars(
+                select(StoredResource).where(
+                    *_live(target_type, visible), StoredResource.res_id.in_(refs)
+                )
+            ).all()
+    return found
+
+
+def rev_included(
+    session: Session,
+    resource_type: str,
+    matches: Sequence[StoredResource],
+    includes: Sequence[Include],
+    *,
+    visible: Visible,
+) -> list[StoredResource]:
+    """Visible resources whose reference parameter points at one of the matches."""
+    if not matches or not includes:
+        return []
+    ids = [m.res_id for m in matches]
+    found: list[StoredResource] = []
+    for include in includes:
+        refs = select(ReferenceIndex.resource_pk).where(
+            ReferenceIndex.res_type == include.source_type,
+            ReferenceIndex.target_id.in_(ids),
+            or_(ReferenceIndex.target_type == resource_type, ReferenceIndex.target_type.is_(None)),
+        )
+        if include.param is not None:
+            refs = refs.where(ReferenceIndex.param == include.param.name)
+        found += session.scalars(
+            select(StoredResource).where(
+                *_live(include.source_type, visible), StoredResource.pk.in_(refs)
+            )
+        ).all()
+    return found

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from exchange.search_params import BY_TYPE
 from puente.fhir.registry import ResourceCapability
 from puente.fhir.search import ParamType, SearchParam
 
@@ -75,9 +78,30 @@ PATIENT = ResourceCapability(
         SearchParam("birthdate", ParamType.DATE, "The patient's date of birth", ("birthDate",)),
         SearchParam("gender", ParamType.TOKEN, "Gender of the patient", ("gender",)),
         SearchParam("address-city", ParamType.STRING, "A city in an address", ("address.city",)),
+        SearchParam("address-state", ParamType.STRING, "A state in an address", ("address.state",)),
+        SearchParam(
+            "address-postalcode",
+            ParamType.STRING,
+            "A postal code in an address",
+            ("address.postalCode",),
+        ),
         SearchParam("telecom", ParamType.TOKEN, "Any kind of contact", ("telecom",)),
         SearchParam("phone", ParamType.TOKEN, "A phone number", ("telecom",)),
         SearchParam("active", ParamType.TOKEN, "Whether the record is active", ("active",)),
+        SearchParam(
+            "general-practitioner",
+            ParamType.REFERENCE,
+            "The patient's nominated primary care provider",
+            ("generalPractitioner",),
+            ("Practitioner", "PractitionerRole", "Organization"),
+        ),
+        SearchParam(
+            "organization",
+            ParamType.REFERENCE,
+            "The organization that is the custodian of the record",
+            ("managingOrganization",),
+            ("Organization",),
+        ),
     ),
 )
 
@@ -99,34 +123,36 @@ _OTHER_TYPES = (
     "DocumentReference",
     "Provenance",
 )
-_SUBJECT_IS_PATIENT = frozenset(
-    {
-        "Encounter",
-        "Observation",
-        "Condition",
-        "MedicationRequest",
-        "MedicationStatement",
-        "Procedure",
-        "DiagnosticReport",
-        "DocumentReference",
-    }
-)
-_PATIENT_PATH = {"AllergyIntolerance": "patient", "Immunization": "patient"}
 
 
 def _basic(resource_type: str) -> ResourceCapability:
-    params = [_ID, _LAST_UPDATED]
-    if resource_type in _SUBJECT_IS_PATIENT:
-        params.append(_patient_reference("patient", "subject", "Who the record is about"))
-    elif resource_type in _PATIENT_PATH:
-        params.append(
-            _patient_reference("patient", _PATIENT_PATH[resource_type], "Who the record is about")
+    params = (_ID, _LAST_UPDATED, *BY_TYPE[resource_type])
+    return ResourceCapability(type=resource_type, interactions=READ_SEARCH, search_params=params)
+
+
+def _with_includes(types: tuple[ResourceCapability, ...]) -> dict[str, ResourceCapability]:
+    """`searchInclude` and `searchRevInclude` from the reference parameters (R4 3.1.1.5.9)."""
+    served = {c.type for c in types}
+    references = [
+        (c.type, param)
+        for c in types
+        for param in c.search_params
+        if param.type is ParamType.REFERENCE
+    ]
+    out = {}
+    for c in types:
+        include = tuple(f"{c.type}:{param.name}" for owner, param in references if owner == c.type)
+        rev_include = tuple(
+            f"{owner}:{param.name}"
+            for owner, param in references
+            if c.type in param.targets or (not param.targets and c.type in served)
         )
-    return ResourceCapability(
-        type=resource_type, interactions=READ_SEARCH, search_params=tuple(params)
-    )
+        out[c.type] = dataclasses.replace(
+            c, search_include=("*", *include) if include else (), search_rev_include=rev_include
+        )
+    return out
 
 
-STORE_TYPES: dict[str, ResourceCapability] = {
-    c.type: c for c in (ORGANIZATION, PATIENT, *(_basic(t) for t in _OTHER_TYPES))
-}
+STORE_TYPES: dict[str, ResourceCapability] = _with_includes(
+    (ORGANIZATION, PATIENT, *(_basic(t) for t in _OTHER_TYPES))
+)

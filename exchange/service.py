@@ -7,10 +7,10 @@ The consent issue replaces `_visible` with the disclosure gate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, true
+from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.orm import Session
 
 from exchange import query, store
@@ -19,7 +19,8 @@ from exchange.resources import DIRECTORY_TYPES, STORE_TYPES
 from puente.auth.caller import Caller
 from puente.auth.scopes import Interaction
 from puente.errors import Gone, NotFound
-from puente.fhir.search import SearchRequest, parse_search
+from puente.fhir.bundle import subsetted
+from puente.fhir.search import Include, SearchParam, SearchRequest, parse_search
 from translation.i18n import N_
 
 COUNTRY_NAMES = {"MX": "México", "US": "United States"}
@@ -36,6 +37,9 @@ class Found:
 class SearchResult:
     resources: list[dict[str, Any]]
     total: int | None
+    included: list[dict[str, Any]] = field(default_factory=list)
+    next_token: str | None = None
+    previous_token: str | None = None
 
 
 def _visible_clause(caller: Caller, resource_type: str) -> ColumnElement[bool]:
@@ -90,8 +94,51 @@ def vread(
     return Found(row.content, row.version, row.last_updated)
 
 
+def _search_params(resource_type: str) -> tuple[SearchParam, ...] | None:
+    found = STORE_TYPES.get(resource_type)
+    return found.search_params if found else None
+
+
 def parse(resource_type: str, items: list[tuple[str, str]], *, lenient: bool) -> SearchRequest:
-    return parse_search(items, capability(resource_type).search_params, lenient=lenient)
+    return parse_search(
+        items,
+        capability(resource_type).search_params,
+        lenient=lenient,
+        resource_type=resource_type,
+        resolve=_search_params,
+    )
+
+
+def _include_targets(include: Include) -> list[str]:
+    if include.target_type:
+        return [include.target_type] if include.target_type in STORE_TYPES else []
+    params = (
+        [include.param]
+        if include.param
+        else [p for p in STORE_TYPES[include.source_type].search_params if p.targets]
+    )
+    targets = {t for p in params for t in (p.targets or STORE_TYPES)}
+    return sorted(t for t in targets if t in STORE_TYPES)
+
+
+def _extras(
+    session: Session, caller: Caller, resource_type: str, request: SearchRequest, rows: list[Any]
+) -> list[dict[str, Any]]:
+    """`_include`/`_revinclude`: visible, readable by the caller, each once, never a match."""
+
+    def visible(t: str) -> ColumnElement[bool]:
+        return _visible_clause(caller, t) if caller.may(t, Interaction.READ) else false()
+
+    found = query.included(
+        session, rows, request.include, targets_of=_include_targets, visible=visible
+    ) + query.rev_included(session, resource_type, rows, request.revinclude, visible=visible)
+    seen = {r.pk for r in rows}
+    extras = []
+    for stored in found:
+        if stored.pk not in seen and stored.content is not None:
+            seen.add(stored.pk)
+            extras.append(stored.content)
+    return extras
 
 
 def search(
@@ -99,14 +146,21 @@ def search(
 ) -> SearchResult:
     capability(resource_type)
     caller.require(resource_type, Interaction.SEARCH)
-    base = query.filtered(resource_type, request, _visible_clause(caller, resource_type))
+
+    def visible(t: str) -> ColumnElement[bool]:
+        return _visible_clause(caller, t)
+
+    base = query.filtered(resource_type, request, visible)
     wants_total = request.summary_count or request.total != "none"
     total = query.count(session, base) if wants_total else None
     if request.count == 0 or request.summary_count:
         return SearchResult([], total)
-    page = query.ordered(base, request.sort).offset(request.offset).limit(request.count)
-    rows = session.scalars(page).all()
-    return SearchResult([r.content for r in rows if r.content is not None], total)
+    found = query.page(session, base, resource_type=resource_type, request=request)
+    extras = _extras(session, caller, resource_type, request, found.rows)
+    resources = [r.content for r in found.rows if r.content is not None]
+    if request.elements:
+        resources = [subsetted(r, request.elements) for r in resources]
+    return SearchResult(resources, total, extras, found.next_token, found.previous_token)
 
 
 def ensure_country_organization(session: Session, *, country: str) -> str:

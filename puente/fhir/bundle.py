@@ -11,10 +11,37 @@ from urllib.parse import urlencode
 from puente.db import utcnow
 from puente.fhir.dates import instant
 
+SUBSETTED = {
+    "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+    "code": "SUBSETTED",
+    "display": "subsetted",
+}
+MANDATORY_ELEMENTS = ("resourceType", "id", "meta")
+
+
+def subsetted(resource: dict[str, Any], elements: Sequence[str]) -> dict[str, Any]:
+    """`_elements`: the listed top-level elements and the mandatory ones, tagged SUBSETTED
+    (R4 3.1.1.5.9)."""
+    keep = {*MANDATORY_ELEMENTS, *elements}
+    out = {k: v for k, v in resource.items() if k in keep}
+    meta = dict(out.get("meta") or {})
+    meta["tag"] = [*(meta.get("tag") or []), SUBSETTED]
+    out["meta"] = meta
+    return out
+
+
+@dataclass(frozen=True)
+class Cursors:
+    """Keyset paging: the tokens of this page, of the next and of the previous one."""
+
+    current: str | None
+    next: str | None
+    previous: str | None
+
 
 @dataclass(frozen=True)
 class Page:
-    """Where a page of a search sits, to build its links."""
+    """Where a page of a search sits, to build its links: by offset, or by `cursors`."""
 
     base: str  # e.g. https://puente.example/fhir/Organization
     params: Sequence[tuple[str, str]]  # the parameters actually used, in order
@@ -22,6 +49,7 @@ class Page:
     count: int
     total: int | None
     returned: int
+    cursors: Cursors | None = None
 
     def url(self, offset: int) -> str:
         query = [*self.params, ("_count", str(self.count))]
@@ -29,7 +57,15 @@ class Page:
             query.append(("_offset", str(offset)))
         return f"{self.base}?{urlencode(query)}"
 
+    def token_url(self, token: str | None) -> str:
+        query = [*self.params, ("_count", str(self.count))]
+        if token:
+            query.append(("_page_token", token))
+        return f"{self.base}?{urlencode(query)}"
+
     def links(self) -> list[dict[str, str]]:
+        if self.cursors is not None:
+            return self._cursor_links(self.cursors)
         links = [{"relation": "self", "url": self.url(self.offset)}]
         more = (
             self.offset + self.returned < self.total
@@ -42,6 +78,15 @@ class Page:
             links.append(
                 {"relation": "previous", "url": self.url(max(0, self.offset - self.count))}
             )
+        return links
+
+    def _cursor_links(self, cursors: Cursors) -> list[dict[str, str]]:
+        self_url = self.token_url(cursors.current) if cursors.current else self.url(self.offset)
+        links = [{"relation": "self", "url": self_url}]
+        if cursors.next:
+            links.append({"relation": "next", "url": self.token_url(cursors.next)})
+        if cursors.previous:
+            links.append({"relation": "previous", "url": self.token_url(cursors.previous)})
         return links
 
 
@@ -59,6 +104,7 @@ def searchset(
     fhir_base: str,
     page: Page,
     outcome: dict[str, Any] | None = None,
+    included: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
@@ -70,6 +116,7 @@ def searchset(
         bundle["total"] = page.total
     bundle["link"] = page.links()
     entries = [entry(r, fhir_base) for r in resources]
+    entries += [entry(r, fhir_base, "include") for r in included]
     if outcome is not None:
         entries.append(
             {

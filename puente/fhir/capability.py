@@ -88,7 +88,16 @@ def capability_statement(registry: Registry, settings: Settings) -> dict[str, An
         "documentation": (
             "Searches reject unknown parameters with 400 (safer for health data than "
             "ignoring them) unless the request carries `Prefer: handling=lenient`. Result "
-            f"parameters understood everywhere: {', '.join(sorted(CONTROL))}."
+            f"parameters understood everywhere: {', '.join(sorted(CONTROL))}. "
+            "`_sort` takes several comma-separated keys, each `-` for descending: `_id`, "
+            "`_lastUpdated`, or any string, token or date parameter of the type (its least "
+            "indexed value; resources without one come last). `_elements` keeps the listed "
+            "top-level elements with id, meta and resourceType, tagged SUBSETTED. "
+            "`_include=Type:param[:Target]` (or `Type:*`) and `_revinclude` add the "
+            "referenced or referencing resources the caller may see, as `include` entries "
+            "not counted in the total. Chaining one level: `subject:Patient.name=...`. "
+            "Paging is by keyset: `next`/`previous` links carry an opaque `_page_token`, so "
+            "pages neither repeat nor skip resources while data changes."
         ),
         "security": security,
         "resource": [_resource_entry(c) for _, c in sorted(registry.resources.items())],

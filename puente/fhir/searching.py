@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl
 from starlette.requests import Request
 
 from puente.errors import Issue
-from puente.fhir.bundle import Page, searchset
+from puente.fhir.bundle import Cursors, Page, searchset
 from puente.fhir.media import FORM, check_content_type
 from puente.fhir.outcome import operation_outcome
 from puente.fhir.responses import FHIRResponse
@@ -37,6 +37,8 @@ def search_response(
     total: int | None,
     parsed: SearchRequest,
     locale: str,
+    included: Sequence[dict[str, Any]] = (),
+    cursors: Cursors | None = None,
 ) -> FHIRResponse:
     """A searchset page; parameters dropped under `handling=lenient` are named in an
     OperationOutcome entry (R4 3.1.1.4.1)."""
@@ -62,6 +64,13 @@ def search_response(
         count=parsed.count,
         total=total,
         returned=len(resources),
+        cursors=cursors,
     )
-    bundle = searchset(resources, fhir_base=settings.fhir_base_url, page=page, outcome=outcome)
+    bundle = searchset(
+        resources,
+        fhir_base=settings.fhir_base_url,
+        page=page,
+        outcome=outcome,
+        included=included,
+    )
     return FHIRResponse(bundle)
