@@ -390,7 +390,7 @@ def _control(
             request.elements = [e.strip() for e in raw.split(",") if e.strip()]
         case "_include" | "_revinclude":
             reverse = name == "_revinclude"
-            found = _include(raw.removesuffix(":iterate"), resource_type, resolve, reverse=reverse)
+            found = _include(raw, resource_type, resolve, reverse=reverse)
             (request.revinclude if reverse else request.include).append(found)
         case "_page_token":
             request.page_token = raw
