@@ -15,9 +15,22 @@ _LAST_UPDATED = SearchParam("_lastUpdated", ParamType.DATE, "When the resource l
 # Directory data, not patient data: any authenticated role with a scope on the type reads it.
 DIRECTORY_TYPES = frozenset({"Organization"})
 
+# Every store type: read and search, writes (exchange.writes) and history (exchange.history).
+READ_WRITE = (
+    "read",
+    "vread",
+    "update",
+    "patch",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+)
+
 ORGANIZATION = ResourceCapability(
     type="Organization",
-    interactions=("read", "vread", "search-type"),
+    interactions=READ_WRITE,
     documentation=(
         "Each country (Mexico, United States) and each hospital system, partOf its country. "
         "Registered by operators with `puente system add`."
@@ -52,7 +65,7 @@ ORGANIZATION = ResourceCapability(
     ),
 )
 
-READ_SEARCH = ("read", "vread", "search-type")
+READ_SEARCH = READ_WRITE
 
 
 def _patient_reference(name: str, path: str, documentation: str) -> SearchParam:

@@ -75,23 +75,6 @@ def _index(session: Session, stored: StoredResource) -> None:
     session.add_all(rows)
 
 
-def reindex(session: Session, resource_type: str | None = None, *, batch: int = 500) -> int:
-    """Rewrite the index rows of stored resources from their current content, e.g. after
-    search parameters were added to a type: no new version, meta untouched. Returns how
-    many resources were reindexed."""
-    statement = select(StoredResource.pk).order_by(StoredResource.pk)
-    if resource_type is not None:
-        statement = statement.where(StoredResource.res_type == resource_type)
-    pks = list(session.scalars(statement))
-    for start in range(0, len(pks), batch):
-        chunk = pks[start : start + batch]
-        rows = session.scalars(select(StoredResource).where(StoredResource.pk.in_(chunk))).all()
-        for stored in rows:
-            _index(session, stored)
-        session.flush()
-    return len(pks)
-
-
 def _stamp(content: dict[str, Any], stored: StoredResource) -> dict[str, Any]:
     stamped = copy.deepcopy(content)
     meta = dict(stamped.get("meta") or {})
@@ -112,6 +95,90 @@ def _same_content(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     }
 
 
+def load(
+    session: Session, resource_type: str, res_id: str, *, lock: bool = False
+) -> StoredResource | None:
+    """The current row of a resource; `lock` holds it (PostgreSQL) until the transaction ends,
+    so two writers of one resource take turns and version numbers never collide."""
+    statement = select(StoredResource).where(
+        StoredResource.res_type == resource_type, StoredResource.res_id == res_id
+    )
+    if lock:
+        statement = statement.with_for_update()
+    return session.scalars(statement).one_or_none()
+
+
+def _record(session: Session, stored: StoredResource, method: str) -> None:
+    session.add(
+        ResourceVersion(
+            resource_pk=stored.pk,
+            version=stored.version,
+            res_type=stored.res_type,
+            res_id=stored.res_id,
+            owner=stored.owner,
+            deleted=stored.deleted,
+            method=method,
+            last_updated=stored.last_updated,
+            content=stored.content,
+        )
+    )
+    _index(session, stored)
+    session.flush()
+
+
+def write(
+    session: Session,
+    *,
+    stored: StoredResource | None,
+    owner: str,
+    owner_country: str | None,
+    content: dict[str, Any],
+    method: str,
+) -> tuple[StoredResource, bool]:
+    """Write validated `content` (its id set) as the next version of `stored`, or as a new
+    resource when `stored` is None. Whoever calls has already decided `owner` may.
+
+    Returns the row and whether a version was written: an update that changes nothing
+    keeps the current version, as HAPI does.
+    """
+    if stored is not None and not stored.deleted and _same_content(stored.content, content):
+        return stored, False
+    now = utcnow()
+    if stored is None:
+        stored = StoredResource(
+            res_type=content["resourceType"],
+            res_id=content["id"],
+            version=1,
+            owner=owner,
+            owner_country=owner_country,
+            deleted=False,
+            last_updated=now,
+        )
+        session.add(stored)
+    else:
+        stored.version += 1
+        stored.deleted = False
+        stored.last_updated = now
+    stored.content = _stamp(content, stored)
+    session.flush()
+    _record(session, stored, method)
+    return stored, True
+
+
+def delete_current(session: Session, stored: StoredResource) -> bool:
+    """A new version marked deleted, with no content and no index rows; False if the
+    resource was already deleted (no version is written)."""
+    if stored.deleted:
+        return False
+    stored.version += 1
+    stored.deleted = True
+    stored.last_updated = utcnow()
+    stored.content = None
+    session.flush()
+    _record(session, stored, "DELETE")
+    return True
+
+
 def put(
     session: Session,
     *,
@@ -120,56 +187,22 @@ def put(
     resource: dict[str, Any],
     method: str = "PUT",
 ) -> tuple[StoredResource, bool]:
-    """Create or update `resource` at its id on behalf of `owner`.
-
-    Returns the stored row and whether a new version was written (an update that changes
-    nothing keeps the current version, as HAPI does). Another owner's id is a conflict.
+    """Create or update `resource` at its id on behalf of `owner` (operators, the demo and
+    tests; the API's writes go through `exchange.writes`). Another owner's id is a conflict.
     """
     content = validate(resource)
     resource_type = content["resourceType"]
     res_id = content.get("id") or new_id()
-    content = {**content, "id": res_id}
-    stored = session.scalars(
-        select(StoredResource).where(
-            StoredResource.res_type == resource_type, StoredResource.res_id == res_id
-        )
-    ).one_or_none()
+    stored = load(session, resource_type, res_id)
     if stored is not None and stored.owner != owner:
         raise Conflict(N_("error.id_owned_elsewhere"), resource_type=resource_type)
-    if stored is not None and not stored.deleted and _same_content(stored.content, content):
-        return stored, False
-    now = utcnow()
-    if stored is None:
-        stored = StoredResource(
-            res_type=resource_type,
-            res_id=res_id,
-            version=1,
-            owner=owner,
-            owner_country=owner_country,
-            deleted=False,
-            last_updated=now,
-        )
-        session.add(stored)
-        method = "POST" if method == "PUT" and "id" not in resource else method
-    else:
-        stored.version += 1
-        stored.deleted = False
-        stored.last_updated = now
-    stored.content = _stamp(content, stored)
-    session.flush()
-    session.add(
-        ResourceVersion(
-            resource_pk=stored.pk,
-            version=stored.version,
-            res_type=resource_type,
-            res_id=res_id,
-            owner=owner,
-            deleted=False,
-            method=method,
-            last_updated=now,
-            content=stored.content,
-        )
+    if stored is None and method == "PUT" and "id" not in resource:
+        method = "POST"
+    return write(
+        session,
+        stored=stored,
+        owner=owner,
+        owner_country=owner_country,
+        content={**content, "id": res_id},
+        method=method,
     )
-    _index(session, stored)
-    session.flush()
-    return stored, True

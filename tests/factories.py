@@ -241,3 +241,21 @@ def pkce_pair() -> tuple[str, str]:
     verifier = secrets.token_urlsafe(48)
     digest = hashlib.sha256(verifier.encode("ascii")).digest()
     return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+# --- the store: resources as hospital systems send them --------------------------------
+
+
+def fhir_json() -> dict[str, str]:
+    return {"Content-Type": "application/fhir+json"}
+
+
+def patient(**fields: Any) -> dict[str, Any]:
+    """A Patient as a hospital system sends it (no id unless given)."""
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "name": [{"family": "Ramírez Anchondo", "given": ["José"]}],
+        "gender": "male",
+        "birthDate": "1985-04-12",
+    }
+    return {**resource, **fields}

@@ -1,0 +1,336 @@
+"""The store's write interactions: create, update, patch, delete, and their conditional forms.
+
+Only hospital systems write, each as the owner of what it writes. Another system's resource
+is answered as if it did not exist (404), except directory data (Organization), which every
+caller sees and only its owner changes (403). Ids are server-assigned UUIDs, or chosen by the
+writer inside its own namespace `<system code>-<anything>` (ARCHITECTURE.md, "Identity,
+ownership and visibility").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jsonpatch
+import jsonpointer
+from sqlalchemy.orm import Session
+
+from exchange import query, store
+from exchange.models import StoredResource
+from exchange.resources import DIRECTORY_TYPES
+from exchange.service import capability, parse
+from exchange.validation import validate
+from puente.auth.caller import Caller
+from puente.auth.scopes import Interaction
+from puente.errors import Forbidden, Gone, InvalidRequest, Issue, NotFound, PreconditionFailed
+from translation.i18n import N_
+
+ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+_IMMUTABLE_PATHS = ("/id", "/resourceType")
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a write left behind. `resource` is None after a delete."""
+
+    resource_type: str
+    res_id: str
+    resource: dict[str, Any] | None
+    version: int
+    last_updated: dt.datetime
+    created: bool = False  # a new resource (201)
+    changed: bool = True  # a new version was written
+    patients: tuple[str, ...] = ()  # whom the write concerns, for the audit trail
+
+
+def _written(
+    stored: StoredResource,
+    *,
+    created: bool = False,
+    changed: bool = True,
+    before: dict[str, Any] | None = None,
+) -> Written:
+    about = stored.content if stored.content is not None else before
+    return Written(
+        stored.res_type,
+        stored.res_id,
+        stored.content,
+        stored.version,
+        stored.last_updated,
+        created,
+        changed,
+        tuple(patient_references(about, stored.res_type, stored.res_id)),
+    )
+
+
+def _writer(caller: Caller, resource_type: str, interaction: Interaction) -> str:
+    """The writing system's code, after the role and scope checks (403)."""
+    capability(resource_type)
+    caller.require(resource_type, interaction)
+    if not caller.is_system or not caller.org_code:
+        raise Forbidden(N_("error.writes_system_only"))
+    return caller.org_code
+
+
+def check_id(res_id: str) -> None:
+    if not ID_PATTERN.match(res_id):
+        raise InvalidRequest(N_("error.id_invalid"))
+
+
+def in_namespace(caller_code: str, res_id: str) -> bool:
+    prefix = f"{caller_code}-"
+    return res_id.startswith(prefix) and len(res_id) > len(prefix)
+
+
+def _not_writable(resource_type: str, caller_code: str) -> InvalidRequest:
+    # The same answer whether or not the id exists elsewhere: no existence oracle.
+    return InvalidRequest(
+        N_("error.id_not_writable"), resource_type=resource_type, prefix=f"{caller_code}-"
+    )
+
+
+def _own(session: Session, caller_code: str, resource_type: str, res_id: str) -> StoredResource:
+    """The caller's own resource, locked for the write; 404 if it does not exist or is not
+    visible, 403 for directory data another system owns."""
+    stored = store.load(session, resource_type, res_id, lock=True)
+    if stored is None or stored.owner != caller_code:
+        if stored is not None and stored.res_type in DIRECTORY_TYPES:
+            raise Forbidden(N_("error.not_owner"), resource_type=resource_type)
+        raise NotFound(resource_type=resource_type, res_id=res_id[:64])
+    return stored
+
+
+def check_version(stored: StoredResource | None, if_match: int | None) -> None:
+    """`If-Match: W/"n"`: 412 unless version n is the current one (R4 3.1.0.5.3)."""
+    if if_match is not None and (stored is None or stored.version != if_match):
+        raise PreconditionFailed()
+
+
+def own_matches(
+    session: Session, caller_code: str, resource_type: str, criteria: list[tuple[str, str]]
+) -> list[StoredResource]:
+    """Up to two of the caller's own resources matching a conditional request's criteria.
+
+    Conditional operations search only the caller's own system: a match elsewhere must not
+    change what happens (ARCHITECTURE.md).
+    """
+    parsed = parse(resource_type, criteria, lenient=False)
+    if not parsed.criteria:
+        raise InvalidRequest(N_("error.conditional_no_criteria"))
+    statement = query.filtered(resource_type, parsed, StoredResource.owner == caller_code)
+    rows = session.scalars(query.ordered(statement, None).limit(2)).all()
+    if len(rows) > 1:
+        raise PreconditionFailed(N_("error.conditional_multiple"))
+    return list(rows)
+
+
+def create(
+    session: Session,
+    caller: Caller,
+    *,
+    resource_type: str,
+    body: Any,
+    if_none_exist: list[tuple[str, str]] | None = None,
+) -> Written:
+    """POST: a new resource with a server-assigned id (a client's id is ignored, R4 3.1.0.6);
+    with `If-None-Exist`, the caller's one existing match instead (200, no new version)."""
+    code = _writer(caller, resource_type, Interaction.CREATE)
+    content = validate(body, expected_type=resource_type)
+    if if_none_exist is not None:
+        found = own_matches(session, code, resource_type, if_none_exist)
+        if found:
+            return _written(found[0], changed=False)
+    stored, _ = store.write(
+        session,
+        stored=None,
+        owner=code,
+        owner_country=caller.country,
+        content={**content, "id": store.new_id()},
+        method="POST",
+    )
+    return _written(stored, created=True)
+
+
+def update(
+    session: Session,
+    caller: Caller,
+    *,
+    resource_type: str,
+    res_id: str,
+    body: Any,
+    if_match: int | None = None,
+) -> Written:
+    """PUT at an id: update the caller's own resource, or create one in its namespace."""
+    code = _writer(caller, resource_type, Interaction.UPDATE)
+    check_id(res_id)
+    content = validate(body, expected_type=resource_type)
+    if "id" not in content:
+        raise InvalidRequest(N_("error.id_missing"))
+    if content["id"] != res_id:
+        raise InvalidRequest(N_("error.id_mismatch"))
+    return _put(session, caller, code, content, if_match)
+
+
+def _put(
+    session: Session, caller: Caller, code: str, content: dict[str, Any], if_match: int | None
+) -> Written:
+    resource_type, res_id = content["resourceType"], content["id"]
+    stored = store.load(session, resource_type, res_id, lock=True)
+    if stored is not None and stored.owner != code:
+        raise _not_writable(resource_type, code)
+    if stored is None:
+        if not in_namespace(code, res_id):
+            raise _not_writable(resource_type, code)
+        caller.require(resource_type, Interaction.CREATE)
+    check_version(stored, if_match)
+    created = stored is None or stored.deleted
+    row, changed = store.write(
+        session,
+        stored=stored,
+        owner=code,
+        owner_country=caller.country,
+        content=content,
+        method="PUT",
+    )
+    return _written(row, created=created, changed=changed)
+
+
+def conditional_update(
+    session: Session,
+    caller: Caller,
+    *,
+    resource_type: str,
+    criteria: list[tuple[str, str]],
+    body: Any,
+    if_match: int | None = None,
+) -> Written:
+    """PUT [type]?criteria (R4 3.1.0.4.3): no match creates, one match is updated."""
+    code = _writer(caller, resource_type, Interaction.UPDATE)
+    content = validate(body, expected_type=resource_type)
+    found = own_matches(session, code, resource_type, criteria)
+    if found:
+        if content.get("id", found[0].res_id) != found[0].res_id:
+            raise InvalidRequest(N_("error.id_mismatch"))
+        return _put(session, caller, code, {**content, "id": found[0].res_id}, if_match)
+    if "id" in content:
+        check_id(content["id"])
+        return _put(session, caller, code, content, if_match)
+    caller.require(resource_type, Interaction.CREATE)
+    check_version(None, if_match)
+    stored, _ = store.write(
+        session,
+        stored=None,
+        owner=code,
+        owner_country=caller.country,
+        content={**content, "id": store.new_id()},
+        method="PUT",
+    )
+    return _written(stored, created=True)
+
+
+def _patch_operations(document: Any) -> jsonpatch.JsonPatch:
+    if not isinstance(document, list) or not all(isinstance(op, dict) for op in document):
+        raise InvalidRequest(N_("error.patch_invalid"))
+    for operation in document:
+        for key in ("path", "from"):
+            path = operation.get(key)
+            if isinstance(path, str) and any(
+                path == p or path.startswith(p + "/") for p in _IMMUTABLE_PATHS
+            ):
+                raise InvalidRequest(
+                    issues=[
+                        Issue(
+                            N_("error.patch_immutable"),
+                            {"path": path.split("/")[1]},
+                            expression=(path.split("/")[1],),
+                        )
+                    ]
+                )
+    try:
+        return jsonpatch.JsonPatch(document)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+        raise InvalidRequest(N_("error.patch_invalid")) from exc
+
+
+def patch(
+    session: Session,
+    caller: Caller,
+    *,
+    resource_type: str,
+    res_id: str,
+    document: Any,
+    if_match: int | None = None,
+) -> Written:
+    """PATCH with a JSON Patch (RFC 6902); the result is validated like any write."""
+    code = _writer(caller, resource_type, Interaction.UPDATE)
+    operations = _patch_operations(document)
+    stored = _own(session, code, resource_type, res_id)
+    if stored.deleted or stored.content is None:
+        raise Gone(resource_type=resource_type)
+    check_version(stored, if_match)
+    try:
+        patched = operations.apply(stored.content)
+    except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError) as exc:
+        raise InvalidRequest(N_("error.patch_not_applicable")) from exc
+    content = validate(patched, expected_type=resource_type)
+    row, changed = store.write(
+        session,
+        stored=stored,
+        owner=code,
+        owner_country=caller.country,
+        content=content,
+        method="PATCH",
+    )
+    return _written(row, changed=changed)
+
+
+def delete(
+    session: Session,
+    caller: Caller,
+    *,
+    resource_type: str,
+    res_id: str,
+    if_match: int | None = None,
+) -> Written:
+    """DELETE: a new version marked deleted. An already deleted resource answers 204 again
+    without a new version; one that never existed, or is not the caller's, 404."""
+    code = _writer(caller, resource_type, Interaction.DELETE)
+    stored = _own(session, code, resource_type, res_id)
+    check_version(stored, if_match)
+    before = stored.content
+    changed = store.delete_current(session, stored)
+    return _written(stored, changed=changed, before=before)
+
+
+def conditional_delete(
+    session: Session, caller: Caller, *, resource_type: str, criteria: list[tuple[str, str]]
+) -> Written:
+    """DELETE [type]?criteria, one resource at a time: no match 404, two or more 412."""
+    code = _writer(caller, resource_type, Interaction.DELETE)
+    found = own_matches(session, code, resource_type, criteria)
+    if not found:
+        raise NotFound(N_("error.conditional_no_match"), resource_type=resource_type)
+    stored = store.load(session, resource_type, found[0].res_id, lock=True)
+    assert stored is not None
+    before = stored.content
+    store.delete_current(session, stored)
+    return _written(stored, before=before)
+
+
+def patient_references(
+    resource: dict[str, Any] | None, resource_type: str, res_id: str
+) -> list[str]:
+    """Which patient a write concerns, for the audit trail: the Patient itself, or the one
+    named in `subject` or `patient`."""
+    if resource_type == "Patient":
+        return [f"Patient/{res_id}"]
+    found = []
+    for key in ("subject", "patient"):
+        value = (resource or {}).get(key)
+        reference = value.get("reference") if isinstance(value, dict) else None
+        if isinstance(reference, str) and reference.startswith("Patient/"):
+            found.append(reference)
+    return found
