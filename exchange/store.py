@@ -75,6 +75,23 @@ def _index(session: Session, stored: StoredResource) -> None:
     session.add_all(rows)
 
 
+def reindex(session: Session, resource_type: str | None = None, *, batch: int = 500) -> int:
+    """Rewrite the index rows of stored resources from their current content, e.g. after
+    search parameters were added to a type: no new version, meta untouched. Returns how
+    many resources were reindexed."""
+    statement = select(StoredResource.pk).order_by(StoredResource.pk)
+    if resource_type is not None:
+        statement = statement.where(StoredResource.res_type == resource_type)
+    pks = list(session.scalars(statement))
+    for start in range(0, len(pks), batch):
+        chunk = pks[start : start + batch]
+        rows = session.scalars(select(StoredResource).where(StoredResource.pk.in_(chunk))).all()
+        for stored in rows:
+            _index(session, stored)
+        session.flush()
+    return len(pks)
+
+
 def _stamp(content: dict[str, Any], stored: StoredResource) -> dict[str, Any]:
     stamped = copy.deepcopy(content)
     meta = dict(stamped.get("meta") or {})
