@@ -12,7 +12,7 @@ from typing import Any
 
 from celery import Celery
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from puente.settings import get_settings
 
@@ -52,7 +52,17 @@ celery_app = _make_celery()
 
 def enqueue(session: Session, task_name: str, *args: Any) -> None:
     """Send `task_name(*args)` once `session` commits; forget it if it rolls back."""
-    session.info.setdefault(PENDING_KEY, []).append((task_name, args))
+    # Remember the innermost transaction, so that rolling back a savepoint drops only
+    # what was asked for inside it.
+    if not session.in_transaction():
+        session.begin()
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    session.info.setdefault(PENDING_KEY, []).append((transaction, task_name, args))
+
+
+def pending(session: Session) -> list[tuple[str, tuple[Any, ...]]]:
+    """The tasks `session` will send when it commits, in order: (name, args)."""
+    return [(name, args) for _transaction, name, args in session.info.get(PENDING_KEY, [])]
 
 
 def _send(task_name: str, args: tuple[Any, ...]) -> None:
@@ -68,13 +78,32 @@ def _send(task_name: str, args: tuple[Any, ...]) -> None:
         log.exception("task_not_sent", extra={"task": task_name})
 
 
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
+
+
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    # Releasing a savepoint fires this too, while the savepoint is still the session's
+    # current transaction: nothing is committed until the outermost transaction is.
+    if session.in_nested_transaction():
+        return
     pending = session.info.pop(PENDING_KEY, [])
-    for task_name, args in pending:
+    for _transaction, task_name, args in pending:
         _send(task_name, args)
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _after_rollback(session: Session, _previous: Any) -> None:
-    session.info.pop(PENDING_KEY, None)
+def _after_rollback(session: Session, previous: SessionTransaction) -> None:
+    pending = session.info.get(PENDING_KEY)
+    if not pending:
+        return
+    kept = [item for item in pending if not _within(item[0], previous)]
+    if kept:
+        session.info[PENDING_KEY] = kept
+    else:
+        session.info.pop(PENDING_KEY, None)

@@ -10,7 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from puente.tasks import PENDING_KEY, celery_app, enqueue
+from puente import tasks
+from puente.tasks import celery_app, enqueue
 
 CALLS: list[str] = []
 
@@ -42,7 +43,7 @@ def test_task_runs_after_commit_not_before(session: Session) -> None:
 def test_task_is_dropped_on_rollback(session: Session) -> None:
     enqueue(session, "tests.tasks.record", "never")
     session.rollback()
-    assert PENDING_KEY not in session.info
+    assert tasks.pending(session) == []
     session.execute(text("SELECT 1"))
     session.commit()
     assert CALLS == []
@@ -68,3 +69,32 @@ def test_with_a_broker_the_task_is_sent_after_commit(
     session.commit()
     assert sent == [("puente.audit.seal", ())]
     assert CALLS == []
+
+
+def test_savepoints_neither_send_nor_drop_the_outer_transactions_tasks(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    monkeypatch.setattr(tasks, "_send", lambda name, _args: sent.append(name))
+    with Session(bind=engine) as session:
+        tasks.enqueue(session, "outer")
+        with session.begin_nested():
+            tasks.enqueue(session, "released")
+        assert sent == []  # releasing a savepoint commits nothing
+        savepoint = session.begin_nested()
+        tasks.enqueue(session, "rolled-back")
+        savepoint.rollback()
+        session.commit()
+    assert sent == ["outer", "released"]
+
+
+def test_a_task_asked_for_before_any_statement_is_dropped_on_rollback(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[str] = []
+    monkeypatch.setattr(tasks, "_send", lambda name, _args: sent.append(name))
+    with Session(bind=engine) as session:
+        tasks.enqueue(session, "never")
+        session.rollback()
+        session.commit()
+    assert sent == []

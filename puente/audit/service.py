@@ -16,7 +16,7 @@ from puente.db import utcnow
 from puente.errors import Forbidden, NotFound
 from puente.fhir.search import SearchRequest, parse_search
 from puente.settings import get_settings
-from puente.tasks import PENDING_KEY, enqueue
+from puente.tasks import enqueue, pending
 from translation.i18n import N_
 
 SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE, MAJOR_FAILURE = 0, 4, 8, 12
@@ -32,7 +32,7 @@ def _seal_after_commit(session: Session, entry_id: int) -> None:
     """
     if get_settings().broker_url is not None:
         return
-    if not any(name == SEAL_TASK for name, _ in session.info.get(PENDING_KEY, [])):
+    if not any(name == SEAL_TASK for name, _ in pending(session)):
         enqueue(session, SEAL_TASK, entry_id)
 
 

@@ -19,7 +19,7 @@ from puente.audit.verify import verify
 from puente.auth.caller import Caller
 from puente.auth.scopes import Role
 from puente.settings import get_settings
-from puente.tasks import PENDING_KEY
+from puente.tasks import pending
 from tests.factories import audit_entry
 
 
@@ -160,8 +160,7 @@ def test_embedded_mode_seals_once_per_transaction_after_commit(committed: Sessio
     first = service.append(committed, event_type="rest", subtype="read", action="R", caller=caller)
     for _ in range(2):
         service.append(committed, event_type="rest", subtype="read", action="R", caller=caller)
-    pending = committed.info[PENDING_KEY]
-    assert pending == [("puente.audit.seal", (first.id,))]
+    assert pending(committed) == [("puente.audit.seal", (first.id,))]
     committed.commit()
     chain = _chain(committed)
     assert [c.position for c in chain] == [1, 2, 3]
@@ -171,7 +170,7 @@ def test_rolled_back_rows_send_no_seal(committed: Session) -> None:
     caller = Caller("hgcj-client", Role.SYSTEM, "hgcj", "MX")
     service.append(committed, event_type="rest", subtype="read", action="R", caller=caller)
     committed.rollback()
-    assert PENDING_KEY not in committed.info
+    assert pending(committed) == []
     assert _chain(committed) == []
 
 
@@ -183,7 +182,7 @@ def test_with_a_broker_requests_enqueue_nothing(
     try:
         caller = Caller("hgcj-client", Role.SYSTEM, "hgcj", "MX")
         service.append(db, event_type="rest", subtype="read", action="R", caller=caller)
-        assert db.info.get(PENDING_KEY, []) == []
+        assert pending(db) == []
     finally:
         monkeypatch.delenv("PUENTE_BROKER_URL")
         get_settings.cache_clear()

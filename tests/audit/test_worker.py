@@ -26,7 +26,7 @@ from puente.audit.verify import verify
 from puente.auth.caller import Caller
 from puente.auth.scopes import Role
 from puente.settings import get_settings
-from puente.tasks import PENDING_KEY
+from puente.tasks import pending
 
 BROKER_URL = os.environ.get("PUENTE_TEST_BROKER_URL")
 PUENTE = Path(sys.executable).with_name("puente")
@@ -73,7 +73,7 @@ def _append_with_broker(session: Session, monkeypatch: pytest.MonkeyPatch, count
                 session, event_type="rest", subtype="read", action="R", caller=caller,
                 entities=["Organization/hgcj"], source_ip="127.0.0.1",
             )  # fmt: skip
-        assert session.info.get(PENDING_KEY, []) == []
+        assert pending(session) == []
         session.commit()
     finally:
         monkeypatch.delenv("PUENTE_BROKER_URL")
