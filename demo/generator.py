@@ -438,3 +438,23 @@ def generate(
         us_clinical.extend(_clinical(person, us_pid, "umcep", rng))
         us_index += 1
     return Scenario({"hgcj": mx_patients + mx_clinical, "umcep": us_patients + us_clinical}, shared)
+
+
+def write_ndjson(scenario: Scenario, folder: Path) -> dict[str, Path]:
+    """One folder per hospital system, one `<Type>.ndjson` per resource type; returns the
+    folder of each system."""
+    import json
+
+    folders: dict[str, Path] = {}
+    for system, records in scenario.records.items():
+        target = folder / system
+        target.mkdir(parents=True, exist_ok=True)
+        by_type: dict[str, list[str]] = {}
+        for resource in records:
+            by_type.setdefault(resource["resourceType"], []).append(
+                json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+            )
+        for resource_type, lines in by_type.items():
+            (target / f"{resource_type}.ndjson").write_text("\n".join(lines) + "\n", "utf-8")
+        folders[system] = target
+    return folders

@@ -6,15 +6,18 @@ Loaded once: a second run finds the systems registered and only prints how to ca
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from demo.generator import generate
+from exchange import bulk, store
 from exchange import service as exchange
-from exchange import store
 from puente.auth import service as auth
 from puente.auth.scopes import Role
 from puente.db import unit_of_work
@@ -23,6 +26,7 @@ from puente.settings import get_settings
 # Development only (`puente demo` refuses production): every demo account's password.
 DEMO_PASSWORD = "puente-demo-2026"  # noqa: S105
 DEMO_TOKEN_TTL = 12 * 3600
+SYNTHETIC_PATIENTS = 1000
 PEOPLE_ROLES = (Role.CLINICIAN, Role.PATIENT, Role.CONSENT_OFFICER, Role.ANALYST, Role.ADMIN)
 
 
@@ -143,6 +147,35 @@ def _load(session: Session) -> dict[str, str]:
     return secrets
 
 
+def _import_synthetic(session: Session, console: Console, patients: int) -> None:
+    """The generated patients and their records, through the import path hospitals use."""
+    scenario = generate(patients_per_hospital=patients)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        for code, records in scenario.records.items():
+            system = auth.find_system(session, code)
+            assert system is not None
+            caller = auth.system_caller(system)
+            lines = [bulk.SourceLine("demo", n, json.dumps(r)) for n, r in enumerate(records, 1)]
+            task = progress.add_task(f"importing {code}", total=len(lines))
+            report = bulk.ImportReport()
+            for line in bulk.in_reference_order_lines(lines):
+                bulk.import_line(session, caller, line, report)
+                progress.advance(task)
+            if report.errors:
+                raise RuntimeError(f"the generated {code} data has {len(report.errors)} bad lines")
+    console.print(
+        f"Imported {scenario.count()} synthetic resources: {patients} patients a "
+        f"hospital, {len(scenario.shared)} of them registered on both sides."
+    )
+
+
 def _tokens(session: Session) -> dict[str, str]:
     def mint(role: Role, org: str, subject: str | None = None) -> str:
         return auth.token_for(
@@ -211,16 +244,19 @@ def _print(
     )
 
 
-def run(console: Console | None = None) -> bool:
+def run(console: Console | None = None, *, synthetic_patients: int = SYNTHETIC_PATIENTS) -> bool:
     """Load the scenario unless it is there; print accounts, tokens and calls.
 
     Returns True when this run loaded it.
     """
     console = console or Console()
     started = time.perf_counter()
+    # One transaction: an interrupted load leaves nothing, and the next run loads again.
     with unit_of_work() as session:
         loaded = auth.find_system(session, HGCJ.code) is None
         secrets = _load(session) if loaded else {}
+        if loaded:
+            _import_synthetic(session, console, synthetic_patients)
     with unit_of_work() as session:
         tokens = _tokens(session)
     _print(console, secrets, tokens, loaded, time.perf_counter() - started)

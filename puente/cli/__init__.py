@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from puente.cli import accounts, audit, server
+from puente.cli import accounts, audit, exchange, server
 
 app = typer.Typer(
     name="puente",
@@ -19,6 +19,7 @@ app = typer.Typer(
 server.register(app)
 accounts.register(app)
 audit.register(app)
+exchange.register(app)
 
 
 def main() -> None:

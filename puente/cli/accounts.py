@@ -6,19 +6,17 @@ Exit codes: 0 done, 1 the work was refused or failed (a duplicate code, an unkno
 
 from __future__ import annotations
 
-import getpass
 import json
 import secrets
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 
 from puente.auth.scopes import PEOPLE_ROLES, ROLES_WITH_SUBJECT, Role
 from puente.auth.tokens import PURPOSES
+from puente.cli.common import actor, fail
 from puente.errors import PuenteError
-from puente.settings import get_settings
-from translation.i18n import gettext
 
 systems = typer.Typer(help="Hospital systems: API clients that own the data they write.")
 apps = typer.Typer(help="SMART apps people sign in through (authorization code + PKCE).")
@@ -26,21 +24,6 @@ users = typer.Typer(help="People's accounts.")
 
 # Roles that act for the whole consortium and may hold no hospital (ARCHITECTURE "Roles").
 CONSORTIUM_ROLES = frozenset({Role.ANALYST, Role.ADMIN})
-
-
-def _actor() -> str:
-    """Who ran the command, for the audit trail."""
-    try:
-        return f"cli:{getpass.getuser()}"[:254]
-    except (KeyError, OSError):  # no login name in some containers
-        return "cli"
-
-
-def _fail(exc: PuenteError) -> NoReturn:
-    issue = exc.issues[0]
-    locale = get_settings().default_locale
-    typer.echo(f"error: {gettext(locale, issue.message_key, **issue.params)}", err=True)
-    raise typer.Exit(1)
 
 
 def _country(value: str) -> str:
@@ -89,12 +72,12 @@ def system_add(
                 name=name,
                 country=country,
                 jwks=jwks_document,
-                actor=_actor(),
+                actor=actor(),
             )
             exchange.register_hospital_organization(session, code=code, name=name, country=country)
             client_id = system.client_id
     except PuenteError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"client_id: {client_id}")
     typer.echo(f"client_secret: {secret}")
     typer.echo("The secret is shown only now: Puente keeps just its hash.", err=True)
@@ -113,10 +96,10 @@ def app_add(
 
     try:
         with unit_of_work() as session:
-            app = service.add_app(session, name=name, redirect_uris=redirect_uri, actor=_actor())
+            app = service.add_app(session, name=name, redirect_uris=redirect_uri, actor=actor())
             client_id = app.client_id
     except PuenteError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"client_id: {client_id}")
 
 
@@ -148,11 +131,11 @@ def user_add(
                 role=role,
                 org_code=org,
                 subject=subject,
-                actor=_actor(),
+                actor=actor(),
             )
             address = account.email
     except PuenteError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(f"user: {address} ({role})")
     if password is None:
         typer.echo(f"password: {chosen}")
@@ -198,10 +181,10 @@ def token(
                 subject=subject,
                 purpose_of_use=purpose,
                 ttl=ttl,
-                actor=_actor(),
+                actor=actor(),
             )
     except PuenteError as exc:
-        _fail(exc)
+        fail(exc)
     typer.echo(issued.access_token)
 
 

@@ -1,0 +1,125 @@
+"""`puente import`: idempotent, line-numbered errors, reference order, the good lines kept."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from demo.generator import generate, write_ndjson
+from exchange import bulk
+from puente.cli import app
+from puente.db import session_factory
+from tests.factories import bearer
+
+runner = CliRunner()
+
+
+def _register_systems() -> None:
+    from exchange import service as exchange
+    from puente.auth import service as auth
+
+    with session_factory()() as session:
+        for code, name, country in (("hgcj", "HGCJ", "MX"), ("umcep", "UMC", "US")):
+            auth.add_system(session, code=code, name=name, country=country)
+            exchange.register_hospital_organization(session, code=code, name=name, country=country)
+        session.commit()
+
+
+def _summary(output: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith("read "))
+
+
+def test_import_twice_leaves_one_copy(client: TestClient, tmp_path: Path) -> None:
+    _register_systems()
+    scenario = generate(patients_per_hospital=15, seed=5)
+    folders = write_ndjson(scenario, tmp_path)
+    count = len(scenario.records["hgcj"])
+    first = runner.invoke(app, ["import", str(folders["hgcj"]), "--system", "hgcj", "--quiet"])
+    assert first.exit_code == 0, first.output
+    assert _summary(first.output) == (
+        f"read {count}: created {count}, updated 0, unchanged 0, rejected 0"
+    )
+    again = runner.invoke(app, ["import", str(folders["hgcj"]), "--system", "hgcj", "--quiet"])
+    assert _summary(again.output) == (
+        f"read {count}: created 0, updated 0, unchanged {count}, rejected 0"
+    )
+    patients = client.get("/fhir/Patient", params={"_summary": "count"}, headers=bearer())
+    assert patients.json()["total"] == 15
+    # the other hospital sees none of it
+    other = client.get(
+        "/fhir/Patient", params={"_summary": "count"}, headers=bearer("system", "umcep")
+    )
+    assert other.json()["total"] == 0
+
+
+def test_bad_lines_are_named_and_skipped(client: TestClient, tmp_path: Path) -> None:
+    _register_systems()
+    lines = [
+        json.dumps({"resourceType": "Patient", "id": "hgcj-good-1", "gender": "female"}),
+        "{not json",
+        json.dumps({"resourceType": "Patient", "id": "umcep-theirs"}),
+        json.dumps({"resourceType": "Patient", "id": "hgcj-bad", "birthDate": "soon"}),
+        "",
+        json.dumps({"resourceType": "Patient", "id": "hgcj-good-2", "gender": "male"}),
+    ]
+    source = tmp_path / "patients.ndjson"
+    source.write_text("\n".join(lines) + "\n", "utf-8")
+    result = runner.invoke(app, ["import", str(source), "--system", "hgcj", "--quiet"])
+    assert result.exit_code == 1
+    assert _summary(result.output) == "read 5: created 2, updated 0, unchanged 0, rejected 3"
+    assert "patients.ndjson:2:" in result.output
+    assert "patients.ndjson:3:" in result.output
+    assert "patients.ndjson:4:" in result.output
+    assert "soon" not in result.output  # values are never echoed
+    for res_id in ("hgcj-good-1", "hgcj-good-2"):
+        assert client.get(f"/fhir/Patient/{res_id}", headers=bearer()).status_code == 200
+
+
+def test_resources_without_ids_match_on_identifier(client: TestClient, tmp_path: Path) -> None:
+    _register_systems()
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [{"system": "urn:puente:hgcj:expediente", "value": "HG0000042"}],
+        "gender": "female",
+    }
+    source = tmp_path / "one.ndjson"
+    source.write_text(json.dumps(patient) + "\n", "utf-8")
+    for _ in range(2):
+        result = runner.invoke(app, ["import", str(source), "--system", "hgcj", "--quiet"])
+        assert result.exit_code == 0, result.output
+    found = client.get(
+        "/fhir/Patient",
+        params={"identifier": "urn:puente:hgcj:expediente|HG0000042"},
+        headers=bearer(),
+    )
+    assert found.json()["total"] == 1
+
+
+def test_bundle_files_and_unknown_system(client: TestClient, tmp_path: Path) -> None:
+    _register_systems()
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"resource": {"resourceType": "Patient", "id": "hgcj-b1"}}],
+    }
+    source = tmp_path / "bundle.json"
+    source.write_text(json.dumps(bundle), "utf-8")
+    result = runner.invoke(app, ["import", str(source), "--system", "hgcj", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert client.get("/fhir/Patient/hgcj-b1", headers=bearer()).status_code == 200
+    unknown = runner.invoke(app, ["import", str(source), "--system", "nope", "--quiet"])
+    assert unknown.exit_code == 1
+
+
+def test_reference_order_puts_patients_first(tmp_path: Path) -> None:
+    (tmp_path / "a-observations.ndjson").write_text(
+        json.dumps({"resourceType": "Observation", "id": "hgcj-o"}) + "\n", "utf-8"
+    )
+    (tmp_path / "z-patients.ndjson").write_text(
+        json.dumps({"resourceType": "Patient", "id": "hgcj-p"}) + "\n", "utf-8"
+    )
+    order = [line.source for line in bulk.in_reference_order(bulk.files_in(tmp_path))]
+    assert order == ["z-patients.ndjson", "a-observations.ndjson"]
