@@ -218,3 +218,13 @@ def test_another_system_finds_none_of_it(client: TestClient) -> None:
     other = bearer("system", "umcep")
     response = client.get("/fhir/Observation", params={"code": "4548-4"}, headers=other)
     assert response.json()["total"] == 0
+
+
+def test_chain_into_directory_data(client: TestClient) -> None:
+    load()
+    found = _get(client, "Encounter", {"service-provider.name": "hospital general"})
+    assert ids(found) == ["hgcj-enc1"]
+    assert ids(_get(client, "Encounter", {"service-provider.name": "university"})) == []
+    assert ids(_get(client, "Patient", {"general-practitioner:Practitioner.family": "hernan"})) == [
+        "hgcj-1001"
+    ]
