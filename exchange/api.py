@@ -16,11 +16,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
-from exchange import history, service, writes
+from exchange import history, service, store, transaction, writes
 from exchange.resources import STORE_TYPES
 from puente.context import AuditNote, RequestContext
 from puente.errors import InvalidRequest, Issue, NotFound, UnsupportedMediaType
 from puente.fhir.bundle import Cursors
+from puente.fhir.dates import instant
 from puente.fhir.media import BODY_TYPES, JSON_PATCH, check_content_type
 from puente.fhir.outcome import operation_outcome
 from puente.fhir.prefer import lenient, preferences
@@ -45,8 +46,9 @@ for _capability in STORE_TYPES.values():
             conditional_delete="single",
         )
     )
-if "history-system" not in REGISTRY.system_interactions:
-    REGISTRY.system_interactions.append("history-system")
+for _interaction in ("transaction", "batch", "history-system"):
+    if _interaction not in REGISTRY.system_interactions:
+        REGISTRY.system_interactions.append(_interaction)
 
 
 def _history_response(
@@ -389,3 +391,65 @@ def conditional_delete(
     )
     _noted(note, written)
     return _deleted_response(written)
+
+
+_ENTRY_SUBTYPES = {
+    "POST": ("create", "C"),
+    "PUT": ("update", "U"),
+    "PATCH": ("patch", "U"),
+    "DELETE": ("delete", "D"),
+}
+
+
+def _response_entry(outcome: transaction.Outcome, minimal: bool, locale: str) -> dict[str, Any]:
+    response: dict[str, Any] = {"status": outcome.status}
+    if outcome.location:
+        response["location"] = outcome.location
+    if outcome.version is not None:
+        response["etag"] = weak_etag(outcome.version)
+    if outcome.last_modified is not None:
+        response["lastModified"] = instant(outcome.last_modified)
+    if outcome.issues:
+        response["outcome"] = operation_outcome(outcome.issues, locale)
+    entry: dict[str, Any] = {"response": response}
+    if outcome.resource is not None and not minimal:
+        entry["resource"] = outcome.resource
+        if outcome.resource.get("id"):
+            entry["fullUrl"] = (
+                f"{get_settings().fhir_base_url}/{outcome.resource['resourceType']}/"
+                f"{outcome.resource['id']}"
+            )
+    return entry
+
+
+def _bundle(
+    body: Any, request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
+) -> FHIRResponse:
+    settings = get_settings()
+    kind, entries = transaction.parse(body, settings.fhir_base_url)
+    ctx.note(kind, "E", entities=["Bundle"])
+    if kind == "transaction":
+        outcomes = transaction.run_transaction(session, caller, entries)
+    else:
+        outcomes = transaction.run_batch(session, caller, entries)
+    for entry, outcome in zip(entries, outcomes, strict=True):
+        if outcome.written is not None and outcome.written.changed:
+            subtype, action = _ENTRY_SUBTYPES.get(entry.method, ("read", "R"))
+            _noted(ctx.note(subtype, action), outcome.written)
+    minimal = preferences(request).get("return") == "minimal"
+    response = {
+        "resourceType": "Bundle",
+        "id": store.new_id(),
+        "type": f"{kind}-response",
+        "link": [{"relation": "self", "url": settings.fhir_base_url}],
+        "entry": [_response_entry(o, minimal, ctx.locale) for o in outcomes],
+    }
+    return FHIRResponse(response)
+
+
+@router.post("", summary="Batch or transaction Bundle (R4 3.1.0.11)")
+async def bundle(
+    request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
+) -> FHIRResponse:
+    body = await _json_body(request)
+    return await run_in_threadpool(_bundle, body, request, session, caller, ctx)

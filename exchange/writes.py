@@ -134,9 +134,14 @@ def create(
     resource_type: str,
     body: Any,
     if_none_exist: list[tuple[str, str]] | None = None,
+    assigned_id: str | None = None,
 ) -> Written:
     """POST: a new resource with a server-assigned id (a client's id is ignored, R4 3.1.0.6);
-    with `If-None-Exist`, the caller's one existing match instead (200, no new version)."""
+    with `If-None-Exist`, the caller's one existing match instead (200, no new version).
+
+    `assigned_id` is an id the server chose beforehand: a transaction gives its new
+    resources their ids before any is written, so that references between them resolve.
+    """
     code = _writer(caller, resource_type, Interaction.CREATE)
     content = validate(body, expected_type=resource_type)
     if if_none_exist is not None:
@@ -148,7 +153,7 @@ def create(
         stored=None,
         owner=code,
         owner_country=caller.country,
-        content={**content, "id": store.new_id()},
+        content={**content, "id": assigned_id or store.new_id()},
         method="POST",
     )
     return _written(stored, created=True)
