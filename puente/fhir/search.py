@@ -33,6 +33,7 @@ CONTROL = frozenset(
         "_format",
         "_pretty",
         "_total",
+        "_totalMethod",
         "_sort",
         "_summary",
         "_elements",
@@ -379,6 +380,12 @@ def _control(
             if raw not in TOTALS:
                 raise _bad(name)
             request.total = raw
+        case "_totalMethod":
+            # Not in R4: the form fhirpy's `.count()` sends (Aidbox's). Read as `_total`.
+            total = {"count": "accurate", "estimate": "estimate", "none": "none"}.get(raw)
+            if total is None:
+                raise _bad(name)
+            request.total = total
         case "_summary":
             if raw != "count":
                 raise _bad(name, N_("error.search_summary_unsupported"))

@@ -28,8 +28,8 @@ from sqlalchemy.orm import Session
 from exchange import service as exchange
 from puente.db import engine_for
 from puente.migrate import upgrade
-from puente.settings import get_settings
 from tests.factories import organizations, token
+from tests.live import free_port, puente_command, server_env, wait_until_up
 
 NAME = "José Luis Hernández López"
 CURP = "HELJ800101HCHRPS09"
@@ -38,7 +38,6 @@ QUOTED_NAME = "Jos%C3%A9%20Luis%20Hern%C3%A1ndez%20L%C3%B3pez"
 FOLDED_SECRETS = ("jose luis", "hernandez", "lopez", CURP.casefold(), "jos%c3%a9", "%c3%a1")
 QUERY_STRING = re.compile(r"\?[^\s\"?]*=")
 CLIENT_REQUEST_ID = "ops-log-test-0001"
-STARTUP_SECONDS = 30
 SHUTDOWN_SECONDS = 10
 
 
@@ -63,20 +62,6 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _puente_command() -> list[str]:
-    script = Path(sys.executable).with_name("puente")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from puente.cli import main; main()"]
-
-
 def _fresh_database(path: Path) -> str:
     url = f"sqlite:///{path}"
     upgrade(url)
@@ -89,33 +74,6 @@ def _fresh_database(path: Path) -> str:
         session.commit()
     engine.dispose()
     return url
-
-
-def _server_env(database_url: str) -> dict[str, str]:
-    settings = get_settings()  # tokens are minted here; the server must accept them
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PUENTE_")}
-    env.update(
-        PUENTE_ENV="development",
-        PUENTE_DATABASE_URL=database_url,
-        PUENTE_SECRET_KEY=settings.secret_key,
-        PUENTE_BASE_URL=settings.base_url,
-        PUENTE_LOG_LEVEL="INFO",
-    )
-    return env
-
-
-def _wait_until_up(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"puente serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"puente serve did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}")
 
 
 def _malformed_request(port: int) -> None:
@@ -168,20 +126,20 @@ def server_run(tmp_path_factory: pytest.TempPathFactory) -> ServerRun:
     root = tmp_path_factory.mktemp("serve")
     database_url = _fresh_database(root / "puente.db")
     log = root / "server.log"
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [*_puente_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [*puente_command(), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
-            env=_server_env(database_url),
+            env=server_env(database_url),
             cwd=root,
         )
         try:
-            _wait_until_up(process, base, log)
+            wait_until_up(process, base, log)
             exchanges = _send_requests(base, port)
             asked = time.monotonic()
             process.send_signal(signal.SIGTERM)
@@ -275,7 +233,7 @@ def test_refused_settings_are_one_json_line_without_the_secret(tmp_path: Path) -
     secret = "too-short-but-still-secret"
     env |= {"PUENTE_ENV": "production", "PUENTE_SECRET_KEY": secret}
     result = subprocess.run(
-        [*_puente_command(), "serve", "--port", str(_free_port())],
+        [*puente_command(), "serve", "--port", str(free_port())],
         capture_output=True,
         text=True,
         env=env,
