@@ -234,6 +234,11 @@ def _print(
             "The audit trail, as HGCJ's consent officer",
             f'curl -s -H "Authorization: Bearer $OFFICER" "{base}/fhir/AuditEvent?_count=5"',
         ),
+        (
+            "HGCJ's ER visits, their patients included (accents folded: name=jose finds José)",
+            f'curl -s -H "Authorization: Bearer $HGCJ" '
+            f'"{base}/fhir/Encounter?class=EMER&_include=Encounter:subject&_count=5"',
+        ),
     ]
     for title, call in calls:
         console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
