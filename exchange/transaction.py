@@ -52,6 +52,7 @@ class Entry:
     full_url: str | None
     if_match: int | None
     if_none_exist: list[tuple[str, str]] | None
+    creates: bool = False  # a conditional update that matched nothing: a create
 
 
 @dataclass
@@ -177,22 +178,29 @@ def _patch_document(entry: Entry) -> Any:
 # --- references between entries ---------------------------------------------------
 
 
+def _resolve_target(session: Session, code: str, entry: Entry) -> None:
+    """Give a creating entry its id now; a conditional create or update that matches
+    resolves to the match (R4 3.1.0.11.2: ids are known before references are rewritten)."""
+    if entry.method == "POST":
+        entry.res_id = store.new_id()
+        if entry.if_none_exist is not None:
+            found = writes.own_matches(session, code, entry.resource_type, entry.if_none_exist)
+            if found:
+                entry.res_id = found[0].res_id
+    elif entry.method == "PUT" and entry.criteria is not None:
+        found = writes.own_matches(session, code, entry.resource_type, entry.criteria)
+        entry.res_id = found[0].res_id if found else store.new_id()
+        entry.creates = not found
+
+
 def _resolve_targets(session: Session, caller: Caller, entries: list[Entry]) -> dict[str, str]:
-    """fullUrl -> `Type/id` for every entry that creates or names a resource, with ids
-    chosen now for new ones; conditional creates that match resolve to the match."""
+    """fullUrl -> `Type/id` for every entry that creates or names a resource."""
     targets: dict[str, str] = {}
-    code = caller.org_code or ""
     for entry in entries:
-        if entry.method == "POST":
-            res_id = store.new_id()
-            if entry.if_none_exist is not None:
-                found = writes.own_matches(session, code, entry.resource_type, entry.if_none_exist)
-                if found:
-                    res_id = found[0].res_id
-            entry.res_id = res_id
-        elif entry.method == "PUT" and entry.criteria is not None:
-            found = writes.own_matches(session, code, entry.resource_type, entry.criteria)
-            entry.res_id = found[0].res_id if found else store.new_id()
+        try:
+            _resolve_target(session, caller.org_code or "", entry)
+        except PuenteError as exc:
+            raise EntryFailed(entry.index, exc) from exc
         if entry.full_url and entry.res_id and entry.method in ("POST", "PUT"):
             targets[entry.full_url] = f"{entry.resource_type}/{entry.res_id}"
     return targets
@@ -259,6 +267,21 @@ def _run(session: Session, caller: Caller, entry: Entry) -> Outcome:
                 body=entry.resource,
                 if_none_exist=entry.if_none_exist,
                 assigned_id=entry.res_id,
+            )
+        case "PUT" if entry.criteria is not None and entry.res_id is None:
+            # A batch resolves nothing beforehand: the ordinary conditional update.
+            written = writes.conditional_update(
+                session,
+                caller,
+                resource_type=rt,
+                criteria=entry.criteria,
+                body=entry.resource,
+                if_match=entry.if_match,
+            )
+        case "PUT" if entry.creates:
+            # R4 3.1.0.4.3: a conditional update that matches nothing creates.
+            written = writes.create(
+                session, caller, resource_type=rt, body=entry.resource, assigned_id=entry.res_id
             )
         case "PUT":
             body = {**(entry.resource or {}), "id": entry.res_id}

@@ -207,6 +207,18 @@ def test_batch_entries_stand_alone(client: TestClient) -> None:
     assert found["total"] == 1
 
 
+def test_batch_conditional_update(client: TestClient) -> None:
+    entry = {
+        "resource": {**_patient(), "gender": "female"},
+        "request": {"method": "PUT", "url": f"Patient?identifier={CURP}|RAAL850412HCHMNS01"},
+    }
+    first = _post(client, _transaction(entry, kind="batch")).json()["entry"][0]
+    assert first["response"]["status"] == "201 Created"
+    second = _post(client, _transaction(entry, kind="batch")).json()["entry"][0]
+    assert second["response"]["status"] == "200 OK"
+    assert second["resource"]["id"] == first["resource"]["id"]
+
+
 def test_prefer_minimal_and_wrong_bundles(client: TestClient) -> None:
     minimal = _post(
         client,
@@ -229,3 +241,35 @@ def test_prefer_minimal_and_wrong_bundles(client: TestClient) -> None:
         ),
     )
     assert unresolved.status_code == 400
+
+
+def test_conditional_update_creates_then_updates(client: TestClient) -> None:
+    def conditional_put(gender: str) -> Any:
+        return _post(
+            client,
+            _transaction(
+                {
+                    "fullUrl": "urn:uuid:c0000000-0000-4000-8000-000000000003",
+                    "resource": {**_patient(), "gender": gender},
+                    "request": {
+                        "method": "PUT",
+                        "url": f"Patient?identifier={CURP}|RAAL850412HCHMNS01",
+                    },
+                },
+                {
+                    "resource": _visit("urn:uuid:c0000000-0000-4000-8000-000000000003"),
+                    "request": {"method": "POST", "url": "Encounter"},
+                },
+            ),
+        )
+
+    first = conditional_put("male")
+    assert first.status_code == 200, first.text
+    created = first.json()["entry"][0]
+    assert created["response"]["status"] == "201 Created"
+    patient_id = created["resource"]["id"]
+    assert first.json()["entry"][1]["resource"]["subject"]["reference"] == f"Patient/{patient_id}"
+    second = conditional_put("other").json()["entry"][0]
+    assert second["response"]["status"] == "200 OK"
+    assert second["resource"]["id"] == patient_id
+    assert second["response"]["etag"] == 'W/"2"'
