@@ -82,6 +82,7 @@ ci:
 
 bench: install
 	$(BIN)/python benchmarks/read_throughput.py
+	$(BIN)/python benchmarks/import_throughput.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from exchange import writes
+from exchange import store, writes
 from puente.auth.caller import Caller
 from puente.errors import InvalidResource, Issue, PuenteError
 from translation.i18n import N_
@@ -147,42 +147,217 @@ def _parse(line: SourceLine) -> dict[str, Any]:
     return resource
 
 
-def import_line(session: Session, caller: Caller, line: SourceLine, report: ImportReport) -> None:
-    """Write one line in its own savepoint: a refused line leaves the batch intact."""
-    report.read += 1
-    try:
-        resource = _parse(line)
-        resource_type = resource["resourceType"]
-        with session.begin_nested():
-            if resource.get("id"):
-                written = writes.update(
-                    session,
-                    caller,
-                    resource_type=resource_type,
-                    res_id=str(resource["id"]),
-                    body=resource,
-                )
-            else:
-                written = writes.create(
-                    session,
-                    caller,
-                    resource_type=resource_type,
-                    body=resource,
-                    if_none_exist=_identifier_criteria(resource) or None,
-                )
-    except PuenteError as exc:
-        report.errors.append(LineError(line.source, line.line, exc.issues))
-        return
-    if written.created:
+def _write(session: Session, caller: Caller, resource: dict[str, Any]) -> writes.Written:
+    """One parsed line in its own savepoint: a refused line leaves the batch intact."""
+    resource_type = resource["resourceType"]
+    with session.begin_nested():
+        if resource.get("id"):
+            return writes.update(
+                session,
+                caller,
+                resource_type=resource_type,
+                res_id=str(resource["id"]),
+                body=resource,
+            )
+        return writes.create(
+            session,
+            caller,
+            resource_type=resource_type,
+            body=resource,
+            if_none_exist=_identifier_criteria(resource) or None,
+        )
+
+
+def _count(report: ImportReport, written: writes.Written) -> None:
+    _tally(report, created=written.created, changed=written.changed)
+
+
+def _tally(report: ImportReport, *, created: bool, changed: bool) -> None:
+    if created:
         report.created += 1
-    elif written.changed:
+    elif changed:
         report.updated += 1
     else:
         report.unchanged += 1
 
 
+def import_line(session: Session, caller: Caller, line: SourceLine, report: ImportReport) -> None:
+    """Write one line in its own savepoint: a refused line leaves the batch intact."""
+    report.read += 1
+    try:
+        written = _write(session, caller, _parse(line))
+    except PuenteError as exc:
+        report.errors.append(LineError(line.source, line.line, exc.issues))
+        return
+    _count(report, written)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A line with an id after the checks a PUT makes before reading the store, or the
+    error they raised."""
+
+    line: SourceLine
+    code: str = ""
+    content: dict[str, Any] = field(default_factory=dict)
+    error: PuenteError | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.content["resourceType"], self.content["id"]
+
+
+def _write_run(session: Session, caller: Caller, run: list[_Checked], report: ImportReport) -> None:
+    """Lines with ids and no two of one resource, as `import_line` would write them one by
+    one: their rows read in one query, the new ones inserted together. Every refusal
+    happens before anything of its line is written, so no savepoint is needed."""
+    found = store.load_many(session, (c.key for c in run if c.error is None), lock=True)
+    new: list[dict[str, Any]] = []
+    for checked in run:
+        error, stored = checked.error, None
+        if error is None:
+            stored = found.get(checked.key)
+            try:
+                writes.check_put(caller, checked.code, checked.content, stored)
+            except PuenteError as exc:
+                error = exc
+        if error is not None:
+            report.errors.append(LineError(checked.line.source, checked.line.line, error.issues))
+        elif stored is None:
+            new.append(checked.content)
+            report.created += 1
+        else:
+            created = stored.deleted
+            _, changed = store.write(
+                session,
+                stored=stored,
+                owner=checked.code,
+                owner_country=caller.country,
+                content=checked.content,
+                method="PUT",
+            )
+            _tally(report, created=created, changed=changed)
+    store.create_many(
+        session,
+        owner=caller.org_code or "",
+        owner_country=caller.country,
+        contents=new,
+        method="PUT",
+    )
+    run.clear()
+
+
+def _check(caller: Caller, line: SourceLine, resource: dict[str, Any]) -> _Checked:
+    try:
+        code, content = writes.checked_put(
+            caller,
+            resource_type=resource["resourceType"],
+            res_id=str(resource["id"]),
+            body=resource,
+        )
+    except PuenteError as exc:
+        return _Checked(line, error=exc)
+    return _Checked(line, code, content)
+
+
 def import_lines(
     session: Session, caller: Caller, lines: Iterable[SourceLine], report: ImportReport
 ) -> None:
+    """Every line as `import_line` writes it, in order. Runs of lines with ids are written
+    together (`_write_run`); a line without one, or a second line of one resource, first
+    writes the run before it."""
+    run: list[_Checked] = []
+    keys: set[tuple[str, str]] = set()
     for line in lines:
-        import_line(session, caller, line, report)
+        report.read += 1
+        try:
+            resource = _parse(line)
+        except PuenteError as exc:
+            run.append(_Checked(line, error=exc))
+            continue
+        if not resource.get("id"):
+            _write_run(session, caller, run, report)
+            keys.clear()
+            try:
+                _count(report, _write(session, caller, resource))
+            except PuenteError as exc:
+                report.errors.append(LineError(line.source, line.line, exc.issues))
+            continue
+        checked = _check(caller, line, resource)
+        if checked.error is None:
+            if checked.key in keys:
+                _write_run(session, caller, run, report)
+                keys.clear()
+            keys.add(checked.key)
+        run.append(checked)
+    _write_run(session, caller, run, report)
+
+
+def _touches(resource: Any) -> list[tuple[str, ...]]:
+    """What a line's write may read or write besides its own new row: its (type, id), and
+    its identifiers (a line without an id matches stored resources on one)."""
+    if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+        return []
+    resource_type = resource["resourceType"]
+    found: list[tuple[str, ...]] = []
+    if resource.get("id"):
+        found.append(("id", resource_type, str(resource["id"])))
+    identifiers = resource.get("identifier")
+    for identifier in identifiers if isinstance(identifiers, list) else []:
+        if isinstance(identifier, dict) and identifier.get("system") and identifier.get("value"):
+            token = f"{identifier['system']}|{identifier['value']}".casefold()
+            found.append(("identifier", resource_type, token))
+    return found
+
+
+def _groups(touches: list[list[tuple[str, ...]]]) -> list[int]:
+    """For each line, the first line it shares a resource or an identifier with, directly
+    or through others (union-find)."""
+    root = list(range(len(touches)))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    first: dict[tuple[str, ...], int] = {}
+    for position, tokens in enumerate(touches):
+        for token in tokens:
+            other = first.setdefault(token, position)
+            a, b = find(position), find(other)
+            root[max(a, b)] = min(a, b)
+    return [find(i) for i in range(len(touches))]
+
+
+def plan(paths: Iterable[Path], size: int) -> tuple[list[SourceLine], list[list[list[int]]]]:
+    """Every line of every file in reference order (as `in_reference_order`), and their
+    positions in batches of about `size`, one list of batches per reference rank.
+
+    Lines that could meet (one resource, or a shared identifier) are in one batch in their
+    order, so the batches of one rank can be imported at once, in any order, and store what
+    importing the lines one by one would. Each line is parsed once here.
+    """
+    read = [line for path in paths for line in read_file(path)]
+    parsed: list[Any] = []
+    for line in read:
+        try:
+            parsed.append(json.loads(line.text))
+        except json.JSONDecodeError:
+            parsed.append(None)
+    ranks = [_rank(p.get("resourceType", "")) if isinstance(p, dict) else _rank("") for p in parsed]
+    order = sorted(range(len(read)), key=ranks.__getitem__)
+    lines = [read[i] for i in order]
+    groups = _groups([_touches(parsed[i]) for i in order])
+    by_rank: dict[int, dict[int, list[int]]] = {}
+    for position, i in enumerate(order):
+        by_rank.setdefault(ranks[i], {}).setdefault(groups[position], []).append(position)
+    batches: list[list[list[int]]] = []
+    for rank in sorted(by_rank):
+        packed: list[list[int]] = [[]]
+        for members in by_rank[rank].values():
+            if packed[-1] and len(packed[-1]) + len(members) > size:
+                packed.append([])
+            packed[-1].extend(members)
+        batches.append([sorted(batch) for batch in packed])
+    return lines, batches

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from exchange import indexing
@@ -28,6 +30,10 @@ from puente.fhir.search import SearchParam
 from translation.i18n import N_
 
 _INDEX_TABLES = (StringIndex, TokenIndex, DateIndex, ReferenceIndex, QuantityIndex)
+# An ORM bulk INSERT leaves out the columns a row has as None, so rows with and without
+# e.g. a token system each make their own statement; sending every column keeps one
+# executemany per table (measured: ~1,700 statements -> ~20 for 1,560 resources).
+_ALL_COLUMNS = {"render_nulls": True}
 
 
 def source_uri(owner: str, country: str | None) -> str:
@@ -46,12 +52,19 @@ def _params_for(resource_type: str) -> tuple[SearchParam, ...]:
 
 def _index_rows(stored: StoredResource) -> dict[Any, list[dict[str, Any]]]:
     """The index rows of a resource's current content, per index table."""
-    rows: dict[Any, list[dict[str, Any]]] = {table: [] for table in _INDEX_TABLES}
     if stored.deleted or stored.content is None:
-        return rows
-    for param in _params_for(stored.res_type):
-        common = {"resource_pk": stored.pk, "res_type": stored.res_type, "param": param.name}
-        for row in indexing.index_rows(stored.content, param):
+        return {table: [] for table in _INDEX_TABLES}
+    return index_rows_of(stored.pk, stored.res_type, stored.content)
+
+
+def index_rows_of(
+    pk: int, res_type: str, content: dict[str, Any]
+) -> dict[Any, list[dict[str, Any]]]:
+    """The index rows of one resource's content, per index table."""
+    rows: dict[Any, list[dict[str, Any]]] = {table: [] for table in _INDEX_TABLES}
+    for param in _params_for(res_type):
+        common = {"resource_pk": pk, "res_type": res_type, "param": param.name}
+        for row in indexing.index_rows(content, param):
             match row:
                 case indexing.StringRow():
                     rows[StringIndex].append({**common, "value": row.value, "exact": row.exact})
@@ -81,7 +94,7 @@ def _index(session: Session, stored: StoredResource, *, fresh: bool = False) -> 
             session.execute(delete(table).where(table.resource_pk == stored.pk))
     for table, rows in _index_rows(stored).items():
         if rows:
-            session.execute(insert(table), rows)
+            session.execute(insert(table), rows, execution_options=_ALL_COLUMNS)
 
 
 def reindex(session: Session, resource_type: str | None = None, *, batch: int = 500) -> int:
@@ -102,17 +115,39 @@ def reindex(session: Session, resource_type: str | None = None, *, batch: int = 
 
 
 def _stamp(content: dict[str, Any], stored: StoredResource) -> dict[str, Any]:
-    stamped = copy.deepcopy(content)
-    meta = dict(stamped.get("meta") or {})
-    meta["versionId"] = str(stored.version)
-    meta["lastUpdated"] = instant(stored.last_updated)
-    meta["source"] = source_uri(stored.owner, stored.owner_country)
-    stamped["meta"] = meta
-    stamped["id"] = stored.res_id
-    return stamped
+    return stamped(
+        content,
+        res_id=stored.res_id,
+        version=stored.version,
+        last_updated=stored.last_updated,
+        owner=stored.owner,
+        owner_country=stored.owner_country,
+    )
 
 
-def _same_content(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
+def stamped(
+    content: dict[str, Any],
+    *,
+    res_id: str,
+    version: int,
+    last_updated: dt.datetime,
+    owner: str,
+    owner_country: str | None,
+    deep: bool = True,
+) -> dict[str, Any]:
+    """A copy of `content` with the server's id and meta (versionId, lastUpdated, source);
+    `deep=False` shares the nested values with `content`, for a caller that drops it."""
+    result = copy.deepcopy(content) if deep else dict(content)
+    meta = dict(result.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = instant(last_updated)
+    meta["source"] = source_uri(owner, owner_country)
+    result["meta"] = meta
+    result["id"] = res_id
+    return result
+
+
+def same_content(old: dict[str, Any] | None, new: dict[str, Any]) -> bool:
     if old is None:
         return False
     strip = ("meta",)
@@ -132,6 +167,28 @@ def load(
     if lock:
         statement = statement.with_for_update()
     return session.scalars(statement).one_or_none()
+
+
+def load_many(
+    session: Session, keys: Iterable[tuple[str, str]], *, lock: bool = False
+) -> dict[tuple[str, str], StoredResource]:
+    """The current rows of several resources by (type, id), as `load` reads one."""
+    ids_by_type: dict[str, list[str]] = {}
+    for resource_type, res_id in keys:
+        ids_by_type.setdefault(resource_type, []).append(res_id)
+    if not ids_by_type:
+        return {}
+    statement = select(StoredResource).where(
+        or_(
+            *(
+                and_(StoredResource.res_type == resource_type, StoredResource.res_id.in_(ids))
+                for resource_type, ids in ids_by_type.items()
+            )
+        )
+    )
+    if lock:
+        statement = statement.with_for_update()
+    return {(row.res_type, row.res_id): row for row in session.scalars(statement)}
 
 
 def _record(session: Session, stored: StoredResource, method: str) -> None:
@@ -167,7 +224,7 @@ def write(
     Returns the row and whether a version was written: an update that changes nothing
     keeps the current version, as HAPI does.
     """
-    if stored is not None and not stored.deleted and _same_content(stored.content, content):
+    if stored is not None and not stored.deleted and same_content(stored.content, content):
         return stored, False
     now = utcnow()
     if stored is None:
@@ -189,6 +246,69 @@ def write(
     session.flush()
     _record(session, stored, method)
     return stored, True
+
+
+def create_many(
+    session: Session,
+    *,
+    owner: str,
+    owner_country: str | None,
+    contents: list[dict[str, Any]],
+    method: str,
+) -> None:
+    """Write validated `contents` (ids set, none stored yet) as new resources: what `write`
+    with `stored=None` does for each, in one INSERT per table (measured: a bulk import spent
+    most of its time in the per-resource round trips of the ORM flush). The stored documents
+    share nested values with `contents`, which the caller must not change afterwards."""
+    if not contents:
+        return
+    resources = []
+    for content in contents:
+        now = utcnow()
+        resources.append(
+            {
+                "res_type": content["resourceType"],
+                "res_id": content["id"],
+                "version": 1,
+                "owner": owner,
+                "owner_country": owner_country,
+                "deleted": False,
+                "last_updated": now,
+                "content": stamped(
+                    content,
+                    res_id=content["id"],
+                    version=1,
+                    last_updated=now,
+                    owner=owner,
+                    owner_country=owner_country,
+                    deep=False,
+                ),
+            }
+        )
+    returning = insert(StoredResource).returning(StoredResource.pk, sort_by_parameter_order=True)
+    pks = session.execute(returning, resources).scalars().all()
+    versions = []
+    index: dict[Any, list[dict[str, Any]]] = {table: [] for table in _INDEX_TABLES}
+    for pk, row in zip(pks, resources, strict=True):
+        versions.append(
+            {
+                "resource_pk": pk,
+                "version": 1,
+                "res_type": row["res_type"],
+                "res_id": row["res_id"],
+                "owner": owner,
+                "deleted": False,
+                "method": method,
+                "last_updated": row["last_updated"],
+                "content": row["content"],
+            }
+        )
+        for table, rows in index_rows_of(pk, row["res_type"], row["content"]).items():
+            index[table].extend(rows)
+    session.execute(insert(ResourceVersion), versions, execution_options=_ALL_COLUMNS)
+    for table, rows in index.items():
+        if rows:
+            session.execute(insert(table), rows, execution_options=_ALL_COLUMNS)
 
 
 def delete_current(session: Session, stored: StoredResource) -> bool:

@@ -169,6 +169,15 @@ def update(
     if_match: int | None = None,
 ) -> Written:
     """PUT at an id: update the caller's own resource, or create one in its namespace."""
+    code, content = checked_put(caller, resource_type=resource_type, res_id=res_id, body=body)
+    return _put(session, caller, code, content, if_match)
+
+
+def checked_put(
+    caller: Caller, *, resource_type: str, res_id: str, body: Any
+) -> tuple[str, dict[str, Any]]:
+    """What a PUT at an id checks before it reads the store: the writer's code and the
+    validated content."""
     code = _writer(caller, resource_type, Interaction.UPDATE)
     check_id(res_id)
     content = validate(body, expected_type=resource_type)
@@ -176,14 +185,18 @@ def update(
         raise InvalidRequest(N_("error.id_missing"))
     if content["id"] != res_id:
         raise InvalidRequest(N_("error.id_mismatch"))
-    return _put(session, caller, code, content, if_match)
+    return code, content
 
 
-def _put(
-    session: Session, caller: Caller, code: str, content: dict[str, Any], if_match: int | None
-) -> Written:
+def check_put(
+    caller: Caller,
+    code: str,
+    content: dict[str, Any],
+    stored: StoredResource | None,
+    if_match: int | None = None,
+) -> None:
+    """Whether the caller may PUT `content` over `stored` (its current row, or None)."""
     resource_type, res_id = content["resourceType"], content["id"]
-    stored = store.load(session, resource_type, res_id, lock=True)
     if stored is not None and stored.owner != code:
         raise _not_writable(resource_type, code)
     if stored is None:
@@ -191,6 +204,13 @@ def _put(
             raise _not_writable(resource_type, code)
         caller.require(resource_type, Interaction.CREATE)
     check_version(stored, if_match)
+
+
+def _put(
+    session: Session, caller: Caller, code: str, content: dict[str, Any], if_match: int | None
+) -> Written:
+    stored = store.load(session, content["resourceType"], content["id"], lock=True)
+    check_put(caller, code, content, stored, if_match)
     created = stored is None or stored.deleted
     row, changed = store.write(
         session,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -43,12 +44,18 @@ def import_command(
     path: Annotated[Path, typer.Argument(help="An NDJSON or Bundle file, or a folder of them")],
     system: Annotated[str, typer.Option(help="The hospital system the data belongs to")],
     quiet: Annotated[bool, typer.Option(help="No progress bar")] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes writing at once (default: CPU count; SQLite: 1)"),
+    ] = None,
 ) -> None:
     """Import FHIR resources as a hospital system; exit 1 if any line was rejected (the
     good ones are stored)."""
     from exchange import bulk
     from puente.auth import service as auth
+    from puente.cli import parallel_import
     from puente.db import unit_of_work
+    from puente.settings import get_settings
 
     if not path.exists():
         raise typer.BadParameter("no such file or folder", param_hint="PATH")
@@ -63,7 +70,10 @@ def import_command(
             caller = auth.system_caller(registered)
     except PuenteError as exc:
         fail(exc)
-    lines = bulk.in_reference_order(files)
+    lines, batches = bulk.plan(files, BATCH)
+    if get_settings().database_url.startswith("sqlite"):
+        workers = 1  # SQLite takes one writer at a time: more processes would only wait
+    workers = min(workers or os.cpu_count() or 1, max((len(rank) for rank in batches), default=1))
     report = bulk.ImportReport()
     console = Console(stderr=True)
     with Progress(
@@ -78,11 +88,17 @@ def import_command(
         transient=False,
     ) as progress:
         task = progress.add_task("import", total=len(lines))
-        for start in range(0, len(lines), BATCH):
-            batch = lines[start : start + BATCH]
-            with unit_of_work() as session:
-                bulk.import_lines(session, caller, batch, report)
-            progress.advance(task, len(batch))
+        if workers > 1:
+            parallel_import.run(
+                caller, lines, batches, report, workers=workers,
+                advance=lambda done: progress.advance(task, done),
+            )  # fmt: skip
+        else:
+            for start in range(0, len(lines), BATCH):
+                batch = lines[start : start + BATCH]
+                with unit_of_work() as session:
+                    bulk.import_lines(session, caller, batch, report)
+                progress.advance(task, len(batch))
     typer.echo(
         f"read {report.read}: created {report.created}, updated {report.updated}, "
         f"unchanged {report.unchanged}, rejected {len(report.errors)}"
