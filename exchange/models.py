@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Numeric,
     String,
     UniqueConstraint,
@@ -141,3 +142,43 @@ class QuantityIndex(Base):
     value: Mapped[Decimal] = mapped_column(Numeric(24, 8))
     system: Mapped[str | None] = mapped_column(String(255), nullable=True)
     code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class ImportJob(Base):
+    """An asynchronous `$import`: the NDJSON as received, and how far its writing got.
+
+    Progress is recorded in the transaction that writes each batch, so a worker that dies
+    resumes after the last committed batch. The payload is dropped once the job ends.
+    """
+
+    __tablename__ = "import_job"
+    __table_args__ = (Index("ix_import_job_owner_created", "owner", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(32))  # the hospital system that posted it
+    scopes: Mapped[str] = mapped_column(String(2000))  # the kick-off token's, rendered
+    status: Mapped[str] = mapped_column(String(16))  # queued running completed failed cancelled
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    payload_bytes: Mapped[int] = mapped_column(BigId)
+    lines_total: Mapped[int] = mapped_column(Integer, default=0)
+    lines_done: Mapped[int] = mapped_column(Integer, default=0)
+    read_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_count: Mapped[int] = mapped_column(Integer, default=0)
+    unchanged_count: Mapped[int] = mapped_column(Integer, default=0)
+    rejected_count: Mapped[int] = mapped_column(Integer, default=0)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True, deferred=True)
+
+
+class ImportJobError(Base):
+    """One rejected line of an import: its number and the issues, never its content."""
+
+    __tablename__ = "import_job_error"
+    __table_args__ = (UniqueConstraint("job_id", "line", name="uq_import_job_error_line"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("import_job.id", ondelete="CASCADE"))
+    line: Mapped[int] = mapped_column(Integer)
+    issues: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)

@@ -69,6 +69,7 @@ def create_app() -> FastAPI:
     # Routers register their capabilities on import; import them here, not at module top,
     # so that `import puente` stays cheap for the CLI.
     from exchange.api import router as exchange_router
+    from exchange.import_api import router as import_router
     from puente.audit.api import router as audit_router
     from puente.auth.api import router as auth_router
     from puente.fhir.api import router as fhir_router
@@ -78,6 +79,7 @@ def create_app() -> FastAPI:
     app.include_router(auth_router)
     app.include_router(fhir_router)
     app.include_router(audit_router)
+    app.include_router(import_router)  # before the store's generic /fhir/{type}/{id}
     app.include_router(exchange_router)  # last: its routes are generic over resource types
     handlers.install(app)
     middleware.install(app)

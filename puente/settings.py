@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     # The SMART app the API reference at /docs signs people in through (PKCE); the demo
     # registers it. Unset: /docs offers no sign-in.
     docs_client_id: str | None = "puente-docs"
+    # Seconds Redis waits for a worker to acknowledge a task before handing it to another
+    # (a worker killed mid-task is noticed this late). Longer than any task's run.
+    broker_visibility_timeout: int = Field(default=3600, ge=1)
+    # The largest NDJSON body `POST /fhir/$import` accepts (413 beyond it).
+    import_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
 
     @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:

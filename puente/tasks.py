@@ -20,6 +20,20 @@ log = logging.getLogger("puente.tasks")
 PENDING_KEY = "puente_pending_tasks"
 
 
+def _transport_options(visibility_timeout: int) -> dict[str, int]:
+    """Redis hands a task no worker acknowledged (it died) to another after the timeout.
+
+    kombu looks for such tasks every `unacked_restore_interval` x `unacked_restore_throttle`
+    seconds (10 x 10 by default): a short timeout (tests, small deployments) gets a sweep
+    as short, or a killed worker's task would wait minutes for it.
+    """
+    options = {"visibility_timeout": visibility_timeout}
+    if visibility_timeout < 100:
+        options["unacked_restore_interval"] = max(1, visibility_timeout // 5)
+        options["unacked_restore_throttle"] = 1
+    return options
+
+
 def _make_celery() -> Celery:
     settings = get_settings()
     app = Celery("puente")
@@ -35,6 +49,7 @@ def _make_celery() -> Celery:
         result_backend=None,
         task_ignore_result=True,
         broker_connection_retry_on_startup=True,
+        broker_transport_options=_transport_options(settings.broker_visibility_timeout),
         timezone="UTC",
         enable_utc=True,
         beat_schedule={
@@ -42,7 +57,7 @@ def _make_celery() -> Celery:
             "seal-audit-trail": {"task": "puente.audit.seal", "schedule": 1.0},
             "purge-expired-auth-state": {"task": "puente.auth.purge_expired", "schedule": 600.0},
         },
-        imports=("puente.audit.tasks", "puente.auth.tasks"),
+        imports=("puente.audit.tasks", "puente.auth.tasks", "exchange.tasks"),
     )
     return app
 
