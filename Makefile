@@ -83,6 +83,8 @@ ci:
 bench: install
 	$(BIN)/python benchmarks/read_throughput.py
 	$(BIN)/python benchmarks/import_throughput.py
+	$(BIN)/python benchmarks/store_latency.py
+	$(BIN)/python benchmarks/transaction_latency.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -67,7 +67,17 @@ class StringIndex(Base):
     """`value` is accent- and case-folded for the default and :contains searches."""
 
     __tablename__ = "idx_string"
-    __table_args__ = (Index("ix_idx_string_lookup", "res_type", "param", "value"),)
+    __table_args__ = (
+        # PostgreSQL uses a btree for `LIKE 'prefix%'` only under the C collation or with
+        # the pattern operator class; the default search is a prefix match (R4 3.1.1.5.4).
+        Index(
+            "ix_idx_string_lookup",
+            "res_type",
+            "param",
+            "value",
+            postgresql_ops={"value": "varchar_pattern_ops"},
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     resource_pk: Mapped[int] = mapped_column(

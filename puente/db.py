@@ -68,6 +68,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # LIKE 'prefix%' may then use an ordinary index; the values searched this way are
+    # stored case-folded already (exchange/indexing.py), so nothing is lost.
+    cursor.execute("PRAGMA case_sensitive_like=ON")
     cursor.close()
 
 
