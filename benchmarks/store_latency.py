@@ -48,7 +48,8 @@ def write_patients(folder: Path, patients: int) -> list[dict[str, object]]:
         for record in records:
             if record["resourceType"] == "Patient":
                 # one owner, so that every read and search sees them
-                chosen.append({**record, "id": str(record["id"]).replace(system, "hgcj", 1)})
+                owner_id = str(record["id"]).replace(system, f"hgcj-{system}", 1)
+                chosen.append({**record, "id": owner_id})
     lines = "\n".join(json.dumps(p, ensure_ascii=False) for p in chosen)
     (folder / "Patient.ndjson").write_text(lines + "\n", "utf-8")
     return chosen

@@ -84,7 +84,17 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # psycopg prepares a statement after five runs, and PostgreSQL may then switch it to a
+    # generic plan. A search's plan depends on its values (`LIKE 'garcia%'` can use the
+    # index range only when the prefix is known): measured on 100,000 patients, generic
+    # plans took name+birthdate searches from 15 ms to seconds. Always plan for the values.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+    )
 
 
 @lru_cache(maxsize=8)
