@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -30,8 +32,16 @@ PUENTE = Path(sys.executable).with_name("puente")
 
 
 @contextmanager
-def fresh_database(server_url: str, label: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database on `server_url`'s server; dropped afterwards."""
+def fresh_database(server_url: str | None, label: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database on `server_url`'s server, or with no server a
+    SQLite file in a temporary folder; dropped (or deleted) afterwards."""
+    if server_url is None:
+        folder = tempfile.mkdtemp(prefix="puente-bench-")
+        try:
+            yield f"sqlite:///{folder}/{label}.db"
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     server = make_url(server_url)
     name = f"puente_bench_{label}_{os.getpid()}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
@@ -100,11 +110,15 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(database_url: str, secret_key: str) -> Iterator[str]:
-    """`puente serve` (one worker, no broker, reads not audited) on a free loopback port."""
+def serve(
+    database_url: str, secret_key: str, *, settings: Mapping[str, str] | None = None
+) -> Iterator[str]:
+    """`puente serve` (one worker; by default no broker and reads not audited, which
+    `settings`, more PUENTE_* variables, may change) on a free loopback port."""
     port = free_port()
     env = os.environ | environment(database_url, secret_key) | {"PUENTE_AUDIT_READS": "false"}
     env.pop("PUENTE_BROKER_URL", None)
+    env.update(settings or {})
     process = subprocess.Popen(
         [str(PUENTE), "serve", "--host", "127.0.0.1", "--port", str(port)],
         env=env,
