@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +25,14 @@ from puente.fhir.media import BODY_TYPES, JSON_PATCH, check_content_type
 from puente.fhir.outcome import operation_outcome
 from puente.fhir.prefer import lenient, preferences
 from puente.fhir.registry import REGISTRY
-from puente.fhir.responses import FHIRResponse, http_date, resource_response, weak_etag
+from puente.fhir.responses import (
+    FHIRResponse,
+    http_date,
+    resource_response,
+    version_from_etag,
+    weak_etag,
+)
+from puente.fhir.search import conditional_criteria
 from puente.fhir.searching import form_items, query_items, search_response
 from puente.settings import get_settings
 from puente.web import CallerDep, ContextDep, SessionDep, TransactionalRoute
@@ -186,24 +192,13 @@ register_url_convertor("fhirtype", _TypeConvertor())
 
 
 def _if_match(request: Request) -> int | None:
-    """`If-Match: W/"3"` (a strong `"3"` is read the same) as a version number."""
     header = request.headers.get("if-match")
-    if header is None:
-        return None
-    text = header.strip()
-    text = text[2:] if text.startswith("W/") else text
-    text = text.strip('"')
-    if not text.isdigit():
-        raise InvalidRequest(N_("error.if_match_invalid"))
-    return int(text)
+    return None if header is None else version_from_etag(header)
 
 
 def _if_none_exist(request: Request) -> list[tuple[str, str]] | None:
-    """`If-None-Exist: identifier=x|y` (a leading `Patient?` is accepted too)."""
     header = request.headers.get("if-none-exist")
-    if header is None:
-        return None
-    return parse_qsl(header.split("?", 1)[-1], keep_blank_values=True)
+    return None if header is None else conditional_criteria(header)
 
 
 def _reject_constant(name: str) -> Any:

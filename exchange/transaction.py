@@ -29,7 +29,8 @@ from puente.errors import (
     PreconditionFailed,
     PuenteError,
 )
-from puente.fhir.search import parse_search
+from puente.fhir.responses import version_from_etag
+from puente.fhir.search import conditional_criteria, parse_search
 from translation.i18n import N_
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -92,14 +93,7 @@ class EntryFailed(PuenteError):
 
 
 def _if_match(raw: Any) -> int | None:
-    if not isinstance(raw, str):
-        return None
-    text = raw.strip()
-    text = text[2:] if text.startswith("W/") else text
-    text = text.strip('"')
-    if not text.isdigit():
-        raise InvalidRequest(N_("error.if_match_invalid"))
-    return int(text)
+    return version_from_etag(raw) if isinstance(raw, str) else None
 
 
 def _relative(url: str, fhir_base: str) -> str:
@@ -143,9 +137,7 @@ def _parse_entry(index: int, raw: Any, fhir_base: str) -> Entry:
         full_url=raw.get("fullUrl") if isinstance(raw.get("fullUrl"), str) else None,
         if_match=_if_match(request.get("ifMatch")),
         if_none_exist=(
-            parse_qsl(if_none_exist.split("?", 1)[-1], keep_blank_values=True)
-            if isinstance(if_none_exist, str)
-            else None
+            conditional_criteria(if_none_exist) if isinstance(if_none_exist, str) else None
         ),
     )
 

@@ -9,7 +9,9 @@ from typing import Any
 
 from starlette.responses import Response
 
+from puente.errors import InvalidRequest
 from puente.fhir.media import FHIR_JSON_UTF8
+from translation.i18n import N_
 
 
 def _dumps(body: Any) -> bytes:
@@ -25,6 +27,17 @@ class FHIRResponse(Response):
 
 def weak_etag(version: int) -> str:
     return f'W/"{version}"'
+
+
+def version_from_etag(text: str) -> int:
+    """`W/"3"` (or a strong `"3"`, read the same) as the version number, for `If-Match`
+    headers and Bundle entries' `request.ifMatch`; 400 for anything else."""
+    value = text.strip()
+    value = value[2:] if value.startswith("W/") else value
+    value = value.strip('"')
+    if not value.isdigit():
+        raise InvalidRequest(N_("error.if_match_invalid"))
+    return int(value)
 
 
 def http_date(instant: dt.datetime) -> str:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
+from urllib.parse import parse_qsl
 
 from puente.errors import InvalidRequest, Issue
 from puente.fhir.dates import date_range
@@ -160,6 +161,12 @@ class SearchRequest:
     summary_count: bool = False  # `_summary=count`: the total only, no entries
     ignored: list[str] = field(default_factory=list)  # names dropped by lenient handling
     used: list[tuple[str, str]] = field(default_factory=list)  # for the `self` link
+
+
+def conditional_criteria(text: str) -> list[tuple[str, str]]:
+    """The search of an `If-None-Exist` header or `ifNoneExist` entry (`identifier=x|y`;
+    a leading `Patient?` is accepted too)."""
+    return parse_qsl(text.split("?", 1)[-1], keep_blank_values=True)
 
 
 def _split_values(raw: str) -> list[str]:
