@@ -81,6 +81,7 @@ ci:
 	bash .ci/run
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/read_throughput.py
 	$(BIN)/python benchmarks/import_throughput.py
 	$(BIN)/python benchmarks/store_latency.py
