@@ -1,0 +1,1 @@
+"""The notification outbox: messages queued inside a transaction, delivered after it."""
