@@ -67,7 +67,7 @@ def retry_command(message_id: str = typer.Argument(..., help="The message's id")
         with unit_of_work() as session:
             message = service.retry(session, message_id=message_id)
             unknown = (message.last_error or "").startswith("outcome unknown")
-            status_after = message.id
+            retried = message.id
     except PuenteError as exc:
         fail(exc)
     if unknown:
@@ -76,10 +76,12 @@ def retry_command(message_id: str = typer.Argument(..., help="The message's id")
             "same Message-ID, so mail systems that keep it can tell",
             err=True,
         )
-    _report(status_after)
+    _report(retried)
 
 
 def _report(message_id: str) -> None:
+    """One line: id, status, last error; exit 1 if the message failed. With a broker the
+    worker may not have tried yet: the status says `queued` then."""
     from puente.db import unit_of_work
     from puente.notify.models import OutboxMessage
 
