@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -70,6 +71,15 @@ class Settings(BaseSettings):
     # A message still `sending` this long after it was claimed belongs to a worker that
     # died; the sweep settles it. Far longer than a send can take (several smtp_timeouts).
     notify_claim_timeout: int = Field(default=600, ge=60)
+
+    @field_validator("mail_from")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        # `Name <address>` or a bare address; a line break would let it add headers.
+        address = parseaddr(value)[1]
+        if "@" not in address or any(c in value for c in "\r\n"):
+            raise ValueError("PUENTE_MAIL_FROM must be an address, e.g. Puente <no-reply@x.org>")
+        return value
 
     @field_validator("smtp_host", "smtp_username", "smtp_password", mode="before")
     @classmethod

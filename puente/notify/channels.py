@@ -40,6 +40,7 @@ class Envelope:
 
     message_id: str
     kind: str
+    medium: str  # "email": which channel carries it
     recipient: str
     locale: str
     subject: str
@@ -202,14 +203,17 @@ class RecordingChannel:
 
     def send(self, envelope: Envelope, *, handover: Callable[[], None]) -> str:
         message = build_email(envelope, sender=self.sender)
-        self.directory.mkdir(parents=True, exist_ok=True)
-        handover()
         target = self.directory / f"{envelope.message_id}.eml"
         partial = target.with_suffix(".eml.partial")
-        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as fh:
-            fh.write(message.as_bytes())
-        partial.replace(target)
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as fh:
+                fh.write(message.as_bytes())
+        except OSError as exc:  # nothing published yet: certainly not "delivered"
+            raise DeliveryFailure(f"write {type(exc).__name__}", permanent=False) from None
+        handover()
+        partial.replace(target)  # the file appears whole, or not at all
         log.info(
             "notification_recorded",
             extra={"outbox_id": envelope.message_id, "kind": envelope.kind, "file": str(target)},

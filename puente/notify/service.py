@@ -31,6 +31,7 @@ from translation.i18n import N_, match_locale, translations
 DELIVER_TASK = "puente.notify.deliver"
 SWEEP_TASK = "puente.notify.sweep"
 FOOTER_KEY = N_("notify.footer")
+SUBJECT_MAX = 998
 # RFC 5321 section 4.5.3.1: 64 octets of local part, 254 in all. ASCII only: Puente does
 # not speak SMTPUTF8, and a CR or LF here would let an address add headers.
 _ADDRESS = re.compile(
@@ -59,7 +60,8 @@ def render(
         if text == key:
             raise LookupError(f"no catalog entry for {key}")
         texts.append(text.format_map(dict(params)))
-    subject = " ".join(texts[0].split())  # one header line, whatever the parameters held
+    # One header line, whatever the parameters held, and within the column.
+    subject = " ".join(texts[0].split())[:SUBJECT_MAX]
     return Rendered(subject=subject, body=f"{texts[1].rstrip()}\n\n-- \n{texts[2].rstrip()}\n")
 
 
@@ -183,6 +185,7 @@ def claim(session: Session, *, message_id: str, token: str, now: dt.datetime) ->
     return Envelope(
         message_id=message.id,
         kind=message.kind,
+        medium=message.channel,
         recipient=message.recipient,
         locale=message.locale,
         subject=message.subject,
@@ -191,19 +194,21 @@ def claim(session: Session, *, message_id: str, token: str, now: dt.datetime) ->
     )
 
 
-def channel_of(session: Session, *, message_id: str) -> str | None:
-    return session.scalar(select(OutboxMessage.channel).where(OutboxMessage.id == message_id))
-
-
 def _settle(
-    session: Session, *, message_id: str, token: str, now: dt.datetime, **values: object
+    session: Session,
+    *,
+    message_id: str,
+    token: str,
+    now: dt.datetime,
+    statuses: tuple[Status, ...] = (Status.SENDING,),
+    **values: object,
 ) -> bool:
     """Change a message this claim still holds; False if the claim was lost."""
     result = session.execute(
         update(OutboxMessage)
         .where(
             OutboxMessage.id == message_id,
-            OutboxMessage.status == Status.SENDING.value,
+            OutboxMessage.status.in_([status.value for status in statuses]),
             OutboxMessage.claim_token == token,
         )
         .values(updated_at=now, **values)
@@ -219,11 +224,14 @@ def mark_handed_over(session: Session, *, message_id: str, token: str, now: dt.d
 def mark_sent(
     session: Session, *, message_id: str, token: str, now: dt.datetime, provider_message_id: str
 ) -> bool:
+    """Sent. Also after the sweep gave up on a slow worker ("outcome unknown", which keeps
+    the claim token for this): the worker now knows, and says so."""
     return _settle(
         session,
         message_id=message_id,
         token=token,
         now=now,
+        statuses=(Status.SENDING, Status.FAILED),
         status=Status.SENT.value,
         sent_at=now,
         provider_message_id=provider_message_id,
@@ -270,7 +278,8 @@ def mark_attempt_failed(
 def mark_outcome_unknown(
     session: Session, *, message_id: str, token: str, now: dt.datetime, reason: str
 ) -> bool:
-    """The provider may hold the message: fail it for an operator to decide (at most once)."""
+    """The provider may hold the message: fail it for an operator to decide (at most once).
+    The claim token stays, so that a worker thought dead can still report success."""
     return _settle(
         session,
         message_id=message_id,
@@ -278,7 +287,6 @@ def mark_outcome_unknown(
         now=now,
         status=Status.FAILED.value,
         last_error=f"outcome unknown: {reason}"[:128],
-        claim_token=None,
     )
 
 

@@ -57,8 +57,7 @@ def deliver_now(message_id: str) -> Outcome:
     token = str(uuid.uuid4())
     with unit_of_work() as session:
         envelope = service.claim(session, message_id=message_id, token=token, now=utcnow())
-        medium = service.channel_of(session, message_id=message_id)
-    if envelope is None or medium is None:
+    if envelope is None:
         return Outcome.SKIPPED
     handed_over = False
 
@@ -72,7 +71,7 @@ def deliver_now(message_id: str) -> Outcome:
         handed_over = True
 
     try:
-        channel = channel_for(medium, get_settings())
+        channel = channel_for(envelope.medium, get_settings())
         provider_id = channel.send(envelope, handover=handover)
     except DeliveryFailure as failure:
         return _failed(message_id, token, failure.reason, permanent=failure.permanent)
@@ -100,6 +99,8 @@ def _failed(message_id: str, token: str, reason: str, *, permanent: bool) -> Out
             session, message_id=message_id, token=token, now=utcnow(), reason=reason,
             permanent=permanent,
         )  # fmt: skip
+    if status is None:  # the claim was lost (the sweep settled it): not ours to judge
+        return Outcome.SKIPPED
     outcome = Outcome.RETRY if status is Status.QUEUED else Outcome.FAILED
     log.warning(
         "notification_not_delivered",

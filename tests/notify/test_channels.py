@@ -32,6 +32,7 @@ ADDRESS = "maria.lopez@example.org"
 ENVELOPE = Envelope(
     message_id="0b5e",
     kind="puente.test",
+    medium="email",
     recipient=ADDRESS,
     locale="es_MX",
     subject="Aviso",

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from puente.db import utcnow
 from puente.notify import service, tasks
-from puente.notify.channels import Envelope
+from puente.notify.channels import Envelope, SmtpChannel
 from puente.notify.models import OutboxMessage, Status
 from puente.notify.tasks import Outcome, deliver_now, sweep
 from tests.notify.conftest import DROP, Mailbox, free_port, run_cli
@@ -295,3 +295,49 @@ def test_a_crash_before_hand_over_is_retried(
     assert len(smtp.received) == 1
     sent = _row(committed, message_id)
     assert (sent.status, sent.attempts) == (Status.SENT, 2)
+
+
+def test_a_slow_worker_given_up_for_lost_still_reports_success(
+    committed: Session, smtp: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep marks a message "outcome unknown" while its worker is still talking to
+    a slow relay; when the relay accepts, the worker records `sent` after all."""
+    message_id = _queue(committed)
+    real_send = SmtpChannel.send
+
+    def slow_send(self: SmtpChannel, envelope: Envelope, *, handover: Callable[[], None]) -> str:
+        def handover_then_stall() -> None:
+            handover()
+            _claimed_long_ago(committed, message_id)
+            assert sweep().failed == 1  # meanwhile, the sweep gives up on it
+
+        return real_send(self, envelope, handover=handover_then_stall)
+
+    monkeypatch.setattr(SmtpChannel, "send", slow_send)
+    assert deliver_now(message_id) is Outcome.SENT
+    sent = _row(committed, message_id)
+    assert (sent.status, sent.last_error) == (Status.SENT, None)
+    assert len(smtp.received) == 1
+
+
+def test_a_slow_worker_whose_message_was_requeued_does_not_send_it(
+    committed: Session, smtp: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before hand-over, the sweep may queue a slow worker's message again; the worker
+    then finds its claim gone at hand-over and stops, so only the new attempt sends."""
+    message_id = _queue(committed)
+    real_send = SmtpChannel.send
+
+    def slow_send(self: SmtpChannel, envelope: Envelope, *, handover: Callable[[], None]) -> str:
+        _claimed_long_ago(committed, message_id)
+        assert sweep().requeued == 1
+        return real_send(self, envelope, handover=handover)
+
+    monkeypatch.setattr(SmtpChannel, "send", slow_send)
+    assert deliver_now(message_id) is Outcome.SKIPPED
+    monkeypatch.undo()
+    assert smtp.received == []
+    assert _row(committed, message_id).status == Status.QUEUED
+    _make_due(committed, message_id)
+    assert deliver_now(message_id) is Outcome.SENT
+    assert len(smtp.received) == 1

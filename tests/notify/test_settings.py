@@ -62,3 +62,9 @@ def test_empty_values_from_compose_mean_unset(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("PUENTE_SMTP_PASSWORD", "")
     settings = Settings()
     assert (settings.smtp_username, settings.smtp_password) == (None, None)
+
+
+@pytest.mark.parametrize("sender", ["puente", "Puente <avisos@x.org>\r\nBcc: all@x.org", ""])
+def test_the_sender_must_be_one_address(sender: str) -> None:
+    with pytest.raises(ValidationError, match="PUENTE_MAIL_FROM must be an address"):
+        Settings(mail_from=sender)
