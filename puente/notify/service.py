@@ -32,6 +32,7 @@ DELIVER_TASK = "puente.notify.deliver"
 SWEEP_TASK = "puente.notify.sweep"
 FOOTER_KEY = N_("notify.footer")
 SUBJECT_MAX = 998
+KEY_MAX = 200
 # RFC 5321 section 4.5.3.1: 64 octets of local part, 254 in all. ASCII only: Puente does
 # not speak SMTPUTF8, and a CR or LF here would let an address add headers.
 _ADDRESS = re.compile(
@@ -90,6 +91,8 @@ def queue(
     The same `idempotency_key` queued again (a retried request, a redelivered task)
     returns the message already there and sends nothing more.
     """
+    if not 0 < len(idempotency_key) <= KEY_MAX:
+        raise ValueError(f"an idempotency key has 1 to {KEY_MAX} characters")
     address = recipient.strip()
     if not _ADDRESS.match(address):
         raise InvalidRecipient()
@@ -117,17 +120,7 @@ def queue(
         "created_at": now,
         "updated_at": now,
     }
-    # ON CONFLICT DO NOTHING rather than a savepoint: when another transaction queued the
-    # same key, PostgreSQL waits for it and then inserts nothing, and SQLite's driver
-    # would turn a savepoint taken before any write into a commit of its own.
-    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    inserted = session.scalar(
-        dialect_insert(OutboxMessage)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(OutboxMessage.id)
-    )
-    if inserted is None:
+    if not _insert_unless_queued(session, row):
         raced = _by_key(session, idempotency_key)
         assert raced is not None
         return _same_message(raced, kind=kind, recipient=address)
@@ -135,6 +128,21 @@ def queue(
     assert message is not None
     enqueue(session, DELIVER_TASK, message.id)
     return message
+
+
+def _insert_unless_queued(session: Session, row: dict[str, object]) -> bool:
+    """Insert the row, or nothing if its key is taken. ON CONFLICT DO NOTHING rather than
+    a savepoint: when another transaction is queueing the same key, PostgreSQL waits for
+    it and then inserts nothing, and SQLite's driver would turn a savepoint taken before
+    any write into a commit of its own."""
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    inserted = session.scalar(
+        dialect_insert(OutboxMessage)
+        .values(**row)
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(OutboxMessage.id)
+    )
+    return inserted is not None
 
 
 def _by_key(session: Session, idempotency_key: str) -> OutboxMessage | None:
@@ -152,7 +160,7 @@ def _same_message(existing: OutboxMessage, *, kind: str, recipient: str) -> Outb
 
 def backoff_delay(attempts: int, *, base: int, cap: int) -> dt.timedelta:
     """Wait after the `attempts`-th failed attempt: base, 2 x base, 4 x base... capped.
-    No jitter: retries are few and the sweep already spreads them over its interval."""
+    No jitter: notices are few, and retries leave in the sweep's batches (every 30 s)."""
     exponent = min(max(attempts - 1, 0), 30)
     return dt.timedelta(seconds=min(base * 2**exponent, cap))
 

@@ -19,6 +19,11 @@ it (a crash before hand-over is certainly undelivered and is retried by the swee
 chose it because a notice received twice about emergency access to one's records is
 alarming and misleading, while a notice held back is visible to operators and recovered
 by one command; the window is one SMTP round trip, so it is rarely hit.
+
+A worker is taken for dead when its claim is older than PUENTE_NOTIFY_CLAIM_TIMEOUT
+(10 minutes, far beyond a send's few SMTP timeouts). Should it only have been slow, it
+cannot do harm: before hand-over it finds its claim gone and stops; after, its `sent`
+still lands, correcting the sweep's "outcome unknown".
 """
 
 from __future__ import annotations
