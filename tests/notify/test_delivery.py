@@ -341,3 +341,35 @@ def test_a_slow_worker_whose_message_was_requeued_does_not_send_it(
     _make_due(committed, message_id)
     assert deliver_now(message_id) is Outcome.SENT
     assert len(smtp.received) == 1
+
+
+def test_without_a_broker_a_delivery_also_sends_due_retries(
+    committed: Session, smtp: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No beat runs in the embedded mode: the next notice's delivery sends what is due."""
+    smtp.data_replies.append("451 4.3.0 later")
+    waiting = _queue(committed, key="first")
+    assert deliver_now(waiting) is Outcome.RETRY
+    _make_due(committed, waiting)
+    monkeypatch.setattr(tasks, "_embedded_sweeps", tasks._Clock(0))
+    _queue(committed, key="second", commit=True)
+    assert len(smtp.received) == 2
+    assert _row(committed, waiting).status == Status.SENT
+
+
+def test_beat_sweeps_the_outbox() -> None:
+    from puente.tasks import celery_app
+
+    entries = celery_app.conf.beat_schedule.values()
+    assert {"task": service.SWEEP_TASK, "schedule": 30.0} in entries
+
+
+def test_the_sweep_command_settles_stuck_messages(committed: Session, smtp: Mailbox) -> None:
+    smtp.data_replies.append("451 4.3.0 later")
+    message_id = _queue(committed)
+    assert deliver_now(message_id) is Outcome.RETRY
+    _make_due(committed, message_id)
+    code, output = run_cli("outbox", "sweep")
+    assert code == 0, output
+    assert output.strip() == "requeued 0, failed 0 stuck messages"
+    assert len(smtp.received) == 1
