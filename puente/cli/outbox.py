@@ -11,7 +11,7 @@ import uuid
 
 import typer
 
-from puente.cli.common import fail
+from puente.cli.common import actor, fail
 from puente.errors import PuenteError
 from translation.i18n import N_
 
@@ -65,7 +65,7 @@ def retry_command(message_id: str = typer.Argument(..., help="The message's id")
 
     try:
         with unit_of_work() as session:
-            message = service.retry(session, message_id=message_id)
+            message = service.retry(session, message_id=message_id, actor=actor())
             unknown = (message.last_error or "").startswith("outcome unknown")
             retried = message.id
     except PuenteError as exc:

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from puente.audit import service as audit
 from puente.db import utcnow
 from puente.notify.channels import EMAIL, Envelope
 from puente.notify.errors import AlreadySent, BeingSent, InvalidRecipient, MessageNotFound
@@ -348,9 +349,12 @@ def settle_stuck(session: Session, *, now: dt.datetime) -> Settled:
     return Settled(requeued=requeued, failed=failed)
 
 
-def retry(session: Session, *, message_id: str, now: dt.datetime | None = None) -> OutboxMessage:
+def retry(
+    session: Session, *, message_id: str, actor: str, now: dt.datetime | None = None
+) -> OutboxMessage:
     """An operator's retry of a failed (or waiting) message: due now, attempts counted
-    afresh; `deliver` runs after commit. A sent message is never sent again."""
+    afresh; `deliver` runs after commit. A sent message is never sent again. Audited:
+    it may send a patient's notice a second time."""
     message = session.get(OutboxMessage, message_id)
     if message is None:
         raise MessageNotFound(id=message_id)
@@ -363,6 +367,14 @@ def retry(session: Session, *, message_id: str, now: dt.datetime | None = None) 
     message.next_attempt_at = now or utcnow()
     message.claim_token = None
     session.flush()
+    audit.append(
+        session,
+        event_type="security-admin",
+        subtype="notification-retry",
+        action="E",
+        agent=actor,
+        outcome_detail=f"outbox message {message.id}",
+    )
     enqueue(session, DELIVER_TASK, message.id)
     return message
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from puente.audit.models import AuditEntry
 from puente.db import session_factory
 from puente.notify import service
 from puente.notify.models import OutboxMessage, Status
@@ -58,6 +59,12 @@ def test_retry_delivers_a_failed_message(committed: Session, smtp: Mailbox) -> N
     assert code == 0, output
     assert output.strip() == f"{message_id}\tsent\t-"
     assert len(smtp.received) == 1
+    committed.rollback()
+    retried = committed.scalars(
+        select(AuditEntry).where(AuditEntry.subtype == "notification-retry")
+    ).all()
+    assert [(entry.agent or "")[:4] for entry in retried] == ["cli:"]
+    assert retried[0].outcome_detail == f"outbox message {message_id}"
 
 
 def test_a_sent_message_is_never_retried(committed: Session, smtp: Mailbox) -> None:
