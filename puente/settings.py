@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     # A message still `sending` this long after it was claimed belongs to a worker that
     # died; the sweep settles it. Far longer than a send can take (several smtp_timeouts).
     notify_claim_timeout: int = Field(default=600, ge=60)
+    # Days a sent message keeps its subject and body (what may name a patient); the row,
+    # its key and its status stay, so the event still cannot queue it twice.
+    notify_retention_days: int = Field(default=30, ge=1)
 
     @field_validator("mail_from")
     @classmethod

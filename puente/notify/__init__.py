@@ -17,4 +17,7 @@ How a domain notifies someone (break-the-glass notices, appointment reminders)::
 
 The subject and body are rendered now, in the recipient's language, with Puente's footer;
 the message is delivered after the caller's transaction commits (puente.notify.tasks).
+Email is not a private channel: keep diagnoses and record contents out of both (a subject
+shows on a locked phone); say what happened and where to sign in to see more. Sent
+messages lose their text after PUENTE_NOTIFY_RETENTION_DAYS.
 """

@@ -349,6 +349,31 @@ def settle_stuck(session: Session, *, now: dt.datetime) -> Settled:
     return Settled(requeued=requeued, failed=failed)
 
 
+REDACT_BATCH = 500
+
+
+def redact_sent(session: Session, *, now: dt.datetime) -> int:
+    """Blank the subject and body of messages sent more than the retention ago (a batch
+    per call): the recipient has them; Puente keeps no copy of what they said."""
+    cutoff = now - dt.timedelta(days=get_settings().notify_retention_days)
+    batch = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.status == Status.SENT.value,
+            OutboxMessage.sent_at < cutoff,
+            OutboxMessage.body != "",
+        )
+        .limit(REDACT_BATCH)
+    )
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(batch.scalar_subquery()))
+        .values(subject="", body="", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def retry(
     session: Session, *, message_id: str, actor: str, now: dt.datetime | None = None
 ) -> OutboxMessage:

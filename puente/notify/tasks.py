@@ -124,12 +124,15 @@ def _unknown(message_id: str, token: str, reason: str) -> Outcome:
 
 
 def sweep() -> service.Settled:
-    """Settle stuck messages, then send `deliver` for every due one (after commit)."""
+    """Settle stuck messages, send `deliver` for every due one (after commit), and blank
+    the text of messages sent longer ago than the retention."""
     now = utcnow()
     with unit_of_work() as session:
         settled = service.settle_stuck(session, now=now)
         for message_id in service.due(session, now=now, limit=SWEEP_BATCH):
             enqueue(session, service.DELIVER_TASK, message_id)
+    with unit_of_work() as session:
+        service.redact_sent(session, now=now)
     if settled.requeued or settled.failed:
         log.warning(
             "notifications_stuck",

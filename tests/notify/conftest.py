@@ -32,6 +32,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     message: EmailMessage
+    raw: bytes
 
 
 class Mailbox:
@@ -62,7 +63,14 @@ class Mailbox:
             )
             assert isinstance(parsed, EmailMessage)
             with self.lock:
-                self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), parsed))
+                self.received.append(
+                    Received(
+                        envelope.mail_from,
+                        list(envelope.rcpt_tos),
+                        parsed,
+                        envelope.original_content,
+                    )
+                )
         if reply == DROP:  # the relay took it and died before saying so
             server.transport.close()
             return "250 2.0.0 OK queued"

@@ -94,6 +94,11 @@ def test_a_queued_message_is_delivered_once_after_commit(
     assert abs((sent_date - utcnow()).total_seconds()) < 60
     text = mail.get_content()
     assert body in text
+    for header in ("Cc", "Bcc", "Reply-To", "X-Mailer"):
+        assert header not in mail
+    # 7-bit clean and within RFC 5322's line limit, whatever relay carries it.
+    assert received.raw.isascii()
+    assert max(len(line) for line in received.raw.splitlines()) <= 78
     stored = _row(committed, message_id)
     assert stored.status == Status.SENT
     assert stored.attempts == 1
@@ -373,3 +378,20 @@ def test_the_sweep_command_settles_stuck_messages(committed: Session, smtp: Mail
     assert code == 0, output
     assert output.strip() == "requeued 0, failed 0 stuck messages"
     assert len(smtp.received) == 1
+
+
+def test_the_text_of_old_sent_messages_is_blanked(committed: Session, smtp: Mailbox) -> None:
+    recent = _queue(committed, key="recent", commit=True)
+    old = _queue(committed, key="old", commit=True)
+    committed.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == old)
+        .values(sent_at=utcnow() - dt.timedelta(days=31))  # PUENTE_NOTIFY_RETENTION_DAYS: 30
+    )
+    committed.commit()
+    sweep()
+    blanked, kept = _row(committed, old), _row(committed, recent)
+    assert (blanked.subject, blanked.body, blanked.status) == ("", "", Status.SENT)
+    assert kept.body.startswith("Este es un mensaje")
+    _queue(committed, key="old", commit=True)  # the event still cannot queue it again
+    assert len(smtp.received) == 2
