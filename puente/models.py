@@ -4,5 +4,6 @@ from exchange import models as exchange_models
 from puente.audit import models as audit_models
 from puente.auth import models as auth_models
 from puente.db import Base
+from puente.notify import models as notify_models
 
-__all__ = ["Base", "audit_models", "auth_models", "exchange_models"]
+__all__ = ["Base", "audit_models", "auth_models", "exchange_models", "notify_models"]

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PLACEHOLDER_SECRET = "development-only-secret-change-me-0000000000"  # noqa: S105
 DEFAULT_SQLITE_URL = "sqlite:///./var/puente.db"
+DEFAULT_MAIL_FROM = "Puente <no-reply@puente.localhost>"
 # Production refuses access tokens living longer than this (SMART recommends minutes).
 MAX_PRODUCTION_TOKEN_TTL = 3600
 
@@ -49,6 +51,44 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(default=3600, ge=1)
     # The largest NDJSON body `POST /fhir/$import` accepts (413 beyond it).
     import_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    # Notifications (puente/notify). `log` writes each message as an .eml file under
+    # `mail_dir` instead of sending it (development and the demo); production refuses it.
+    notify_channel: Literal["smtp", "log"] = "log"
+    mail_dir: Path = Path("var/mail")
+    mail_from: str = DEFAULT_MAIL_FROM
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_tls: Literal["none", "starttls", "ssl"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    # Seconds one SMTP operation may wait (connect, each command, the message).
+    smtp_timeout: float = Field(default=30.0, gt=0, le=300)
+    # Attempts before a message is marked failed; the delay doubles from the first retry
+    # delay up to the cap (puente.notify.service.backoff_delay).
+    notify_max_attempts: int = Field(default=8, ge=1, le=50)
+    notify_retry_delay: int = Field(default=60, ge=1)
+    notify_retry_max_delay: int = Field(default=3600, ge=1)
+    # A message still `sending` this long after it was claimed belongs to a worker that
+    # died; the sweep settles it. Far longer than a send can take (several smtp_timeouts).
+    notify_claim_timeout: int = Field(default=600, ge=60)
+    # Days a sent message keeps its subject and body (what may name a patient); the row,
+    # its key and its status stay, so the event still cannot queue it twice.
+    notify_retention_days: int = Field(default=30, ge=1)
+
+    @field_validator("mail_from")
+    @classmethod
+    def _one_address(cls, value: str) -> str:
+        # `Name <address>` or a bare address; a line break would let it add headers.
+        address = parseaddr(value)[1]
+        if "@" not in address or any(c in value for c in "\r\n"):
+            raise ValueError("PUENTE_MAIL_FROM must be an address, e.g. Puente <no-reply@x.org>")
+        return value
+
+    @field_validator("smtp_host", "smtp_username", "smtp_password", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # compose passes `${PUENTE_SMTP_USERNAME:-}` as an empty string for "none".
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _production_is_strict(self) -> Settings:
@@ -63,9 +103,24 @@ class Settings(BaseSettings):
             problems.append("PUENTE_AUDIT_READS cannot be switched off in production")
         if self.database_url.startswith("sqlite"):
             problems.append("PUENTE_DATABASE_URL must name PostgreSQL in production")
+        problems.extend(self._mail_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _mail_problems(self) -> list[str]:
+        """Production delivers mail: no .eml files of patients' notices left on disk, a
+        sender of the deployment's own, and no SMTP password sent in the clear."""
+        problems = []
+        if self.notify_channel != "smtp":
+            problems.append("PUENTE_NOTIFY_CHANNEL must be smtp in production")
+        elif not self.smtp_host:
+            problems.append("PUENTE_SMTP_HOST must be set in production")
+        if self.mail_from == DEFAULT_MAIL_FROM:
+            problems.append("PUENTE_MAIL_FROM must be set to the deployment's sender address")
+        if self.smtp_password and self.smtp_tls == "none":
+            problems.append("PUENTE_SMTP_PASSWORD needs PUENTE_SMTP_TLS starttls or ssl")
+        return problems
 
     @property
     def fhir_base_url(self) -> str:

@@ -56,8 +56,15 @@ def _make_celery() -> Celery:
             # The audit sealer chains new rows; every second keeps the chain fresh.
             "seal-audit-trail": {"task": "puente.audit.seal", "schedule": 1.0},
             "purge-expired-auth-state": {"task": "puente.auth.purge_expired", "schedule": 600.0},
+            # Due notification retries, and messages a dead worker left `sending`.
+            "sweep-notification-outbox": {"task": "puente.notify.sweep", "schedule": 30.0},
         },
-        imports=("puente.audit.tasks", "puente.auth.tasks", "exchange.tasks"),
+        imports=(
+            "puente.audit.tasks",
+            "puente.auth.tasks",
+            "puente.notify.tasks",
+            "exchange.tasks",
+        ),
     )
     return app
 
