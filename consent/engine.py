@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from consent.codes import PART2, Label
 from consent.policy import Policy
@@ -129,6 +129,7 @@ class Provision:
     path: str  # FHIRPath: `Consent.provision.provision[1]`
     depth: int  # 0 for the root
     permit: bool
+    decision: Decision  # what this provision answers when it decides (built once)
     start: dt.datetime | None = None  # provision.period
     end: dt.datetime | None = None
     recipients: frozenset[str] | None = None  # actor references with a recipient role
@@ -156,14 +157,13 @@ class ConsentRules:
     active: bool  # status `active`; anything else decides nothing
     root: Provision
     summary: ConsentSummary
-    permit_decision: Decision = field(init=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self,
-            "permit_decision",
-            Decision(True, "consent-permit", N_("consent.rule.consent_permit"), self.consent),
-        )
+
+def provision_decision(permit: bool, consent: str, path: str) -> Decision:
+    """The answer of a provision that decides (consent.parse builds one per provision)."""
+    if permit:
+        return Decision(True, "consent-permit", _PERMIT_KEY, consent, path)
+    return Decision(False, "consent-deny", _DENY_KEY, consent, path)
 
 
 _DIRECTORY = Decision(True, "directory", N_("consent.rule.directory"))
@@ -178,6 +178,7 @@ _DOMESTIC = Decision(True, "domestic-purpose", N_("consent.rule.domestic_purpose
 _LABEL_RULE = ("label-not-permitted", N_("consent.rule.label_not_permitted"))
 _PART2_RULE = ("part2-recipient-not-named", N_("consent.rule.part2_recipient_not_named"))
 _DENY_KEY = N_("consent.rule.consent_deny")
+_PERMIT_KEY = N_("consent.rule.consent_permit")
 
 
 def _matches(p: Provision, req: Requester, rec: RecordFacts, now: dt.datetime) -> bool:
@@ -257,7 +258,7 @@ def _evaluate(
         return None
     decider = _deepest(rules.root, req, rec, now) if rules.root.children else rules.root
     if not decider.permit:
-        return Decision(False, "consent-deny", _DENY_KEY, rules.consent, decider.path)
+        return decider.decision
     if sensitive and not sensitive <= decider.permitted_labels:
         return Decision(False, *_LABEL_RULE, rules.consent, decider.path)
     if part2:
@@ -270,16 +271,12 @@ def _evaluate(
         return Decision(
             True,
             "consent-permit",
-            rules.permit_decision.message_key,
+            _PERMIT_KEY,
             rules.consent,
             decider.path,
             _part2_obligations(policy, rules.summary),
         )
-    if decider.depth == 0:
-        return rules.permit_decision
-    return Decision(
-        True, "consent-permit", rules.permit_decision.message_key, rules.consent, decider.path
-    )
+    return decider.decision
 
 
 def _part2_obligations(policy: Policy, summary: ConsentSummary | None) -> tuple[Obligation, ...]:

@@ -74,7 +74,9 @@ def compile_lists(text: str) -> CodeLists:
     exact: dict[tuple[str, str], dict[Label, bool]] = {}
     for row in csv.DictReader(text.splitlines()):
         label = Label(ACT_CODE, row["label"])
-        include = {"include": True, "exclude": False}[row["effect"]]
+        if row["effect"] not in ("include", "exclude"):
+            raise ValueError(f"unknown effect {row['effect']!r}")
+        include = row["effect"] == "include"
         if row["match"] == "exact":
             _put(exact.setdefault((row["system"], row["from"].strip()), {}), label, include)
             continue

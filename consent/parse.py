@@ -21,7 +21,7 @@ from consent.codes import (
     SOURCE_ROLES,
     Label,
 )
-from consent.engine import ConsentRules, ConsentSummary, Provision
+from consent.engine import ConsentRules, ConsentSummary, Provision, provision_decision
 from consent.errors import InvalidConsent
 from consent.validation import validate_consent
 from exchange.validation import validate
@@ -65,8 +65,10 @@ def base_permit(resource: Mapping[str, Any]) -> bool | None:
 def compile_rules(resource: Mapping[str, Any]) -> ConsentRules:
     """The rules of an already validated Consent; a Consent without a base denies."""
     root_json: Mapping[str, Any] = resource.get("provision") or {}
+    consent = f"Consent/{resource.get('id', '')}"
     root = _provision(
         root_json,
+        consent=consent,
         path="Consent.provision",
         depth=0,
         permit=bool(base_permit(resource)),
@@ -75,7 +77,7 @@ def compile_rules(resource: Mapping[str, Any]) -> ConsentRules:
     )
     reference = str((resource.get("patient") or {}).get("reference") or "")
     return ConsentRules(
-        consent=f"Consent/{resource.get('id', '')}",
+        consent=consent,
         patient=reference.removeprefix("Patient/") if reference.startswith("Patient/") else "",
         active=resource.get("status") == "active",
         root=root,
@@ -86,6 +88,7 @@ def compile_rules(resource: Mapping[str, Any]) -> ConsentRules:
 def _provision(
     raw: Mapping[str, Any],
     *,
+    consent: str,
     path: str,
     depth: int,
     permit: bool,
@@ -102,6 +105,7 @@ def _provision(
     children = tuple(
         _provision(
             child,
+            consent=consent,
             path=f"{path}.provision[{index}]",
             depth=depth + 1,
             permit=child.get("type") == "permit",
@@ -114,6 +118,7 @@ def _provision(
         path=path,
         depth=depth,
         permit=permit,
+        decision=provision_decision(permit, consent, path),
         start=start,
         end=end,
         recipients=recipients,
