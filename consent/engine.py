@@ -12,8 +12,9 @@ The rules, in order (DOMAIN.md "Law and policy", ARCHITECTURE.md "Roles"):
 5. another hospital's records only to the roles the policy allows, then:
    break-the-glass opens non-Part-2 records (Part 2 only under the 42 CFR 2.51 rule);
    the purpose must be one the policy lets records leave for; a deny in any active
-   Consent wins; a permit needs every sensitive label named by a permitting provision
-   and, for Part 2, the recipient named (42 CFR 2.31) and the 2.32 notice attached;
+   Consent wins; a permit needs every sensitive label named by the deciding permit
+   provision or its ancestors and, for Part 2, the recipient hospital named there
+   (42 CFR 2.31), and carries the 2.32 notice with a summary of the Consent;
    without a Consent, only the policy's same-country purposes, if any.
 
 How a Consent reads (R4, 2.38.6): the root provision's `type` (else `policyRule`:
@@ -142,9 +143,10 @@ class Provision:
     data_start: dt.datetime | None = None  # dataPeriod
     data_end: dt.datetime | None = None
     children: tuple[Provision, ...] = ()
-    # Compiled from the ancestors: labels named by permitting provisions on the way down
-    # here, and recipients named anywhere on the way (42 CFR 2.31 "naming").
-    permitted_labels: frozenset[Label] = frozenset()
+    # Compiled from the ancestors: the security labels and the recipients named on the way
+    # down here. A nested provision applies only within its parent, so a permit under a
+    # `deny PSY` is explicitly about PSY records; 42 CFR 2.31 asks the recipient "named".
+    named_labels: frozenset[Label] = frozenset()
     named_recipients: frozenset[str] = frozenset()
 
 
@@ -259,7 +261,7 @@ def _evaluate(
     decider = _deepest(rules.root, req, rec, now) if rules.root.children else rules.root
     if not decider.permit:
         return decider.decision
-    if sensitive and not sensitive <= decider.permitted_labels:
+    if sensitive and not sensitive <= decider.named_labels:
         return Decision(False, *_LABEL_RULE, rules.consent, decider.path)
     if part2:
         named = decider.named_recipients

@@ -100,7 +100,7 @@ def _provision(
     recipients = _actors(raw.get("actor"), RECIPIENT_ROLES)
     labels = _labels(raw.get("securityLabel"))
     instances, authors = _data(raw.get("data"))
-    permitted_labels = inherited_labels | (labels or frozenset()) if permit else inherited_labels
+    named_labels = inherited_labels | (labels or frozenset())
     named = inherited_recipients | (recipients or frozenset())
     children = tuple(
         _provision(
@@ -109,7 +109,7 @@ def _provision(
             path=f"{path}.provision[{index}]",
             depth=depth + 1,
             permit=child.get("type") == "permit",
-            inherited_labels=permitted_labels,
+            inherited_labels=named_labels,
             inherited_recipients=named,
         )
         for index, child in enumerate(raw.get("provision") or ())
@@ -137,7 +137,7 @@ def _provision(
         data_start=data_start,
         data_end=data_end,
         children=children,
-        permitted_labels=permitted_labels,
+        named_labels=named_labels,
         named_recipients=named,
     )
 

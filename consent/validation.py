@@ -90,12 +90,15 @@ def _category_and_policy(resource: Mapping[str, Any]) -> Iterator[Issue]:
     if not resource.get("policy") and not rule:
         # ppc-1: "Either a Policy or PolicyRule".
         yield _issue(N_("consent.policy_missing"), "Consent.policyRule", code="required")
+    # The base rule: the root provision's type, or the policyRule's OPTIN/OPTOUT; when
+    # both say, they must agree (consent.parse reads the root's type first).
     rule_codes = {c.get("code") for c in (rule or {}).get("coding") or ()}
-    from_rule = True if rule_codes & PERMIT_BASE else False if rule_codes & DENY_BASE else None
+    bases = {"permit"} if rule_codes & PERMIT_BASE else set()
+    bases |= {"deny"} if rule_codes & DENY_BASE else set()
     root_type = (resource.get("provision") or {}).get("type")
-    if root_type is None and from_rule is None:
+    if root_type is None and len(bases) != 1:
         yield _issue(N_("consent.base_unknown"), "Consent.provision.type", code="required")
-    elif root_type is not None and from_rule is not None and (root_type == "permit") != from_rule:
+    elif root_type is not None and bases and bases != {root_type}:
         yield _issue(N_("consent.base_conflict"), "Consent.provision.type")
 
 

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consent.codes import PART2
-from consent.engine import BreakGlass, ConsentRules, Decision, RecordFacts, Requester, decide
+from consent.engine import (
+    BreakGlass,
+    ConsentRules,
+    Decision,
+    Provision,
+    RecordFacts,
+    Requester,
+    decide,
+)
 from consent.parse import compile_rules
 from consent.policy import Policy, default_policy
 from tests.consent.builders import (
@@ -234,14 +243,20 @@ def test_sensitive_labels_need_a_provision_that_names_them(scenario: Scenario) -
     if decision.rule != "consent-permit":
         return
     (deciding,) = [c for c in consents if c.consent == decision.consent]
+    assert decision.provision is not None
     named: set[Any] = set()
-    stack = [deciding.root]
-    while stack:
-        node = stack.pop()
-        if node.permit:
-            named |= node.labels or set()
-        stack.extend(node.children)
+    for node in _path_to(deciding.root, decision.provision):
+        named |= node.labels or set()
     assert rec.labels & policy.sensitive_labels <= named
+
+
+def _path_to(root: Provision, path: str) -> list[Provision]:
+    """The provisions from the root down to the one at FHIRPath `path`."""
+    nodes = [root]
+    for index in re.findall(r"\.provision\[(\d+)\]", path):
+        nodes.append(nodes[-1].children[int(index)])
+    assert nodes[-1].path == path
+    return nodes
 
 
 @EXAMPLES

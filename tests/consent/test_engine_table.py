@@ -85,6 +85,13 @@ SIBLINGS = consent(
 PSY_PERMITTED = consent(
     provision("permit", to=["umcep"], nested=[provision("permit", labels=["PSY"])])
 )
+PSY_ONLY_TO_UMCEP = consent(
+    provision(
+        "permit",
+        to=["us"],
+        nested=[provision("deny", labels=["PSY"], nested=[provision("permit", to=["umcep"])])],
+    )
+)
 HIV_DENIED = consent(provision("permit", to=["us"], nested=[provision("deny", labels=["HIV"])]))
 PART2_NAMED = consent(provision("permit", to=["hgcj"], labels=["42CFRPart2"]), patient=JUANA_US)
 PART2_COUNTRY = consent(provision("permit", to=["mx"], labels=["42CFRPart2"]), patient=JUANA_US)
@@ -414,6 +421,27 @@ TABLE = [
         record(labels=["R"]),
         [share("umcep")],
         "permit consent-permit",
+    ),
+    row(
+        "permit nested in a deny of PSY is about PSY",
+        US_DOCTOR,
+        record(labels=["PSY"]),
+        [PSY_ONLY_TO_UMCEP],
+        "permit consent-permit",
+    ),
+    row(
+        "the deny of PSY for the others",
+        OTHER_US_DOCTOR,
+        record(labels=["PSY"]),
+        [PSY_ONLY_TO_UMCEP],
+        "deny consent-deny",
+    ),
+    row(
+        "permit nested in a deny of PSY: HIV not named",
+        US_DOCTOR,
+        record(labels=["PSY", "HIV"]),
+        [PSY_ONLY_TO_UMCEP],
+        "deny label-not-permitted",
     ),
     row(
         "denied label: HIV record",

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from consent.codes import ACT_CODE, ACT_REASON, PARTICIPATION_TYPE, RESOURCE_TYPES
+from consent.engine import decide
 from consent.errors import InvalidConsent
-from consent.parse import parse_consent
+from consent.parse import compile_rules, parse_consent
+from consent.policy import default_policy
 from consent.validation import validate_consent
 from puente.errors import InvalidResource
-from tests.consent.builders import ORGANIZATIONS, consent_json, provision
+from tests.consent.builders import NOW, ORGANIZATIONS, caller, consent_json, provision, record
 from translation.i18n import gettext
 
 Edit = Callable[[dict[str, Any]], None]
@@ -207,3 +210,91 @@ def test_parse_consent_refuses_bad_fhir_with_400_and_broken_rules_with_422() -> 
         "Consent.scope",
         "Consent.provision.actor[0].reference",
     ]
+
+
+def test_a_full_r4_consent_parses_and_decides() -> None:
+    """Shaped after the R4 examples (consent-example-*), with Puente's Organizations."""
+    resource = {
+        "resourceType": "Consent",
+        "id": "juana-to-umcep",
+        "status": "active",
+        "scope": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                    "code": "patient-privacy",
+                }
+            ]
+        },
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": "Patient/hgcj-p1"},
+        "dateTime": "2026-02-01T10:30:00-07:00",
+        "performer": [{"reference": "Patient/hgcj-p1"}],
+        "organization": [{"reference": "Organization/hgcj"}],
+        "sourceAttachment": {"contentType": "application/pdf", "title": "Consentimiento"},
+        "policy": [{"authority": "https://www.gob.mx/inai", "uri": "https://puente.example/p"}],
+        "verification": [{"verified": True, "verificationDate": "2026-02-01"}],
+        "provision": {
+            "type": "permit",
+            "period": {"start": "2026-02-01", "end": "2027-01-31"},
+            "actor": [
+                {
+                    "role": {"coding": [{"system": PARTICIPATION_TYPE, "code": "IRCP"}]},
+                    "reference": {"reference": "Organization/umcep"},
+                },
+                {
+                    "role": {"coding": [{"system": PARTICIPATION_TYPE, "code": "CST"}]},
+                    "reference": {"reference": "Organization/hgcj"},
+                },
+            ],
+            "purpose": [{"system": ACT_REASON, "code": "TREAT"}],
+            "provision": [
+                {
+                    "type": "deny",
+                    "dataPeriod": {"end": "2019-12-31"},
+                },
+                {
+                    "type": "deny",
+                    "data": [
+                        {"meaning": "instance", "reference": {"reference": "Condition/hgcj-c9"}}
+                    ],
+                },
+            ],
+        },
+    }
+    rules = parse_consent(resource, organizations=ORGANIZATIONS)
+    umc = caller("clinician", "umcep")
+    recent = record("Condition", rid="c1", when=dt.datetime(2025, 3, 1, tzinfo=dt.UTC))
+    old = record("Condition", rid="c2", when=dt.datetime(2019, 6, 1, tzinfo=dt.UTC))
+    withheld = record("Condition", rid="c9", when=dt.datetime(2025, 3, 1, tzinfo=dt.UTC))
+    other_side = record("Condition", "hgcj2", when=dt.datetime(2025, 3, 1, tzinfo=dt.UTC))
+    policy = default_policy()
+    answers = {
+        name: decide(umc, facts, [rules], policy, now=NOW).rule
+        for name, facts in {
+            "recent": recent,
+            "old": old,
+            "withheld": withheld,
+            "another custodian": other_side,
+        }.items()
+    }
+    assert answers == {
+        "recent": "consent-permit",
+        "old": "consent-deny",
+        "withheld": "consent-deny",
+        "another custodian": "no-consent",
+    }
+    later = NOW.replace(year=2027, month=2)
+    assert decide(umc, recent, [rules], policy, now=later).rule == "no-consent"
+
+
+def test_conditions_on_codes_puente_does_not_know_match_nothing() -> None:
+    """Compiled without validation (a stored Consent from an older rule set): an unknown
+    purpose system or data meaning narrows a permit to nothing rather than to everything."""
+    foreign_purpose = consent_json(provision("permit", to=["umcep"]))
+    foreign_purpose["provision"]["purpose"] = [{"system": "urn:other", "code": "TREAT"}]
+    related = consent_json(provision("permit", to=["umcep"]))
+    related["provision"]["data"] = [{"meaning": "related", "reference": {"reference": "X/1"}}]
+    for resource in (foreign_purpose, related):
+        decision = decide(caller(), record(), [compile_rules(resource)], default_policy(), now=NOW)
+        assert decision.rule == "no-consent"
