@@ -148,6 +148,9 @@ class Provision:
     # `deny PSY` is explicitly about PSY records; 42 CFR 2.31 asks the recipient "named".
     named_labels: frozenset[Label] = frozenset()
     named_recipients: frozenset[str] = frozenset()
+    # Who may disclose, named on the way here or as Consent.organization: custodian actors
+    # and `authoredby` data (42 CFR 2.31(a)(2) names the discloser too).
+    named_sources: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -179,6 +182,7 @@ _NO_CONSENT = Decision(False, "no-consent", N_("consent.rule.no_consent"))
 _DOMESTIC = Decision(True, "domestic-purpose", N_("consent.rule.domestic_purpose"))
 _LABEL_RULE = ("label-not-permitted", N_("consent.rule.label_not_permitted"))
 _PART2_RULE = ("part2-recipient-not-named", N_("consent.rule.part2_recipient_not_named"))
+_PART2_SOURCE_RULE = ("part2-source-not-named", N_("consent.rule.part2_source_not_named"))
 _DENY_KEY = N_("consent.rule.consent_deny")
 _PERMIT_KEY = N_("consent.rule.consent_permit")
 
@@ -264,21 +268,32 @@ def _evaluate(
     if sensitive and not sensitive <= decider.named_labels:
         return Decision(False, *_LABEL_RULE, rules.consent, decider.path)
     if part2:
-        named = decider.named_recipients
-        if not (
-            req.organization in named
-            or (not policy.part2_named_hospital_required and req.country_organization in named)
-        ):
-            return Decision(False, *_PART2_RULE, rules.consent, decider.path)
-        return Decision(
-            True,
-            "consent-permit",
-            _PERMIT_KEY,
-            rules.consent,
-            decider.path,
-            _part2_obligations(policy, rules.summary),
-        )
+        return _part2_permit(rules, decider, req, rec, policy)
     return decider.decision
+
+
+def _part2_permit(
+    rules: ConsentRules, decider: Provision, req: Requester, rec: RecordFacts, policy: Policy
+) -> Decision:
+    """42 CFR 2.31: a Part 2 record goes only where the consent names the recipient (the
+    hospital, not a whole country, by default) and the program disclosing it; 2.32: with
+    the notice and a summary of the consent."""
+    named = decider.named_recipients
+    if not (
+        req.organization in named
+        or (not policy.part2_named_hospital_required and req.country_organization in named)
+    ):
+        return Decision(False, *_PART2_RULE, rules.consent, decider.path)
+    if policy.part2_named_source_required and rec.owner_organization not in decider.named_sources:
+        return Decision(False, *_PART2_SOURCE_RULE, rules.consent, decider.path)
+    return Decision(
+        True,
+        "consent-permit",
+        _PERMIT_KEY,
+        rules.consent,
+        decider.path,
+        _part2_obligations(policy, rules.summary),
+    )
 
 
 def _part2_obligations(policy: Policy, summary: ConsentSummary | None) -> tuple[Obligation, ...]:

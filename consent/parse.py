@@ -74,6 +74,13 @@ def compile_rules(resource: Mapping[str, Any]) -> ConsentRules:
         permit=bool(base_permit(resource)),
         inherited_labels=frozenset(),
         inherited_recipients=frozenset(),
+        # Consent.organization: the hospital that took the consent names itself as a
+        # discloser (42 CFR 2.31(a)(2)).
+        inherited_sources=frozenset(
+            ref
+            for org in resource.get("organization") or ()
+            if isinstance(ref := (org or {}).get("reference"), str)
+        ),
     )
     reference = str((resource.get("patient") or {}).get("reference") or "")
     return ConsentRules(
@@ -94,6 +101,7 @@ def _provision(
     permit: bool,
     inherited_labels: frozenset[Label],
     inherited_recipients: frozenset[str],
+    inherited_sources: frozenset[str],
 ) -> Provision:
     start, end = _period(raw.get("period"))
     data_start, data_end = _period(raw.get("dataPeriod"))
@@ -102,6 +110,8 @@ def _provision(
     instances, authors = _data(raw.get("data"))
     named_labels = inherited_labels | (labels or frozenset())
     named = inherited_recipients | (recipients or frozenset())
+    sources = _actors(raw.get("actor"), SOURCE_ROLES)
+    named_sources = inherited_sources | (sources or frozenset()) | (authors or frozenset())
     children = tuple(
         _provision(
             child,
@@ -111,6 +121,7 @@ def _provision(
             permit=child.get("type") == "permit",
             inherited_labels=named_labels,
             inherited_recipients=named,
+            inherited_sources=named_sources,
         )
         for index, child in enumerate(raw.get("provision") or ())
     )
@@ -122,7 +133,7 @@ def _provision(
         start=start,
         end=end,
         recipients=recipients,
-        sources=_actors(raw.get("actor"), SOURCE_ROLES),
+        sources=sources,
         purposes=_present(
             frozenset(c["code"] for c in raw.get("purpose") or () if _is(c, ACT_REASON)),
             raw.get("purpose"),
@@ -139,6 +150,7 @@ def _provision(
         children=children,
         named_labels=named_labels,
         named_recipients=named,
+        named_sources=named_sources,
     )
 
 

@@ -90,6 +90,7 @@ class LabelsSection(_Strict):
 
 class Part2Section(_Strict):
     named_hospital_required: bool
+    named_source_required: bool
     emergency_rule: bool
     notice_key: MessageKey
     summary_key: MessageKey
@@ -135,6 +136,7 @@ class Policy:
     directory_types: frozenset[str]
     sensitive_labels: frozenset[Label]
     part2_named_hospital_required: bool
+    part2_named_source_required: bool
     part2_emergency_rule: bool
     part2_notice_key: str
     part2_summary_key: str
@@ -164,6 +166,7 @@ class Policy:
                 for code in codes
             ),
             part2_named_hospital_required=spec.part2.named_hospital_required,
+            part2_named_source_required=spec.part2.named_source_required,
             part2_emergency_rule=spec.part2.emergency_rule,
             part2_notice_key=spec.part2.notice_key,
             part2_summary_key=spec.part2.summary_key,

@@ -146,6 +146,7 @@ def consent_json(
     status: str = "active",
     patient: str = JUANA_MX,
     rule: str | None = None,
+    organization: str | None = None,
 ) -> dict[str, Any]:
     resource: dict[str, Any] = {
         "resourceType": "Consent",
@@ -157,6 +158,8 @@ def consent_json(
         "dateTime": "2026-01-15",
         "policyRule": {"coding": [{"system": ACT_CODE, "code": rule or _rule_of(root)}]},
     }
+    if organization:
+        resource["organization"] = [{"reference": f"Organization/{organization}"}]
     if root is not None:
         resource["provision"] = root
     return resource
@@ -173,8 +176,13 @@ def consent(
     status: str = "active",
     patient: str = JUANA_MX,
     rule: str | None = None,
+    organization: str | None = None,
 ) -> ConsentRules:
-    return compile_rules(consent_json(root, cid=cid, status=status, patient=patient, rule=rule))
+    return compile_rules(
+        consent_json(
+            root, cid=cid, status=status, patient=patient, rule=rule, organization=organization
+        )
+    )
 
 
 def share(*to: str, purposes: Iterable[str] = ("TREAT",), **kwargs: Any) -> ConsentRules:

@@ -209,8 +209,11 @@ def test_part2_only_to_a_named_recipient_and_always_with_the_notice(scenario: Sc
     part2 = dataclasses.replace(rec, labels=rec.labels | {PART2})
     # A Consent naming the caller's country, not its hospital: never enough for Part 2.
     country = (req.country or "mx").lower()
+    owner = part2.owner
     whole_country = _consent(
-        provision("permit", to=[country], labels=_all_labels(part2)), "country", part2
+        provision("permit", to=[country], custodian=[owner], labels=_all_labels(part2)),
+        "country",
+        part2,
     )
     decision = decide(req, part2, [*consents, whole_country], policy, now=NOW)
     if not decision.permit or not _crosses(req, part2, policy):
@@ -222,6 +225,11 @@ def test_part2_only_to_a_named_recipient_and_always_with_the_notice(scenario: Sc
     assert decision.rule == "consent-permit"
     (deciding,) = [c for c in consents if c.consent == decision.consent]
     assert req.organization in _named(deciding)
+    assert decision.provision is not None
+    disclosers: set[str] = set()
+    for node in _path_to(deciding.root, decision.provision):
+        disclosers |= (node.sources or set()) | (node.authors or set())
+    assert part2.owner_organization in disclosers
     assert "consent-summary" in {o.code for o in decision.obligations}
 
 

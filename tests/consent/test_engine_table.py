@@ -93,9 +93,24 @@ PSY_ONLY_TO_UMCEP = consent(
     )
 )
 HIV_DENIED = consent(provision("permit", to=["us"], nested=[provision("deny", labels=["HIV"])]))
-PART2_NAMED = consent(provision("permit", to=["hgcj"], labels=["42CFRPart2"]), patient=JUANA_US)
-PART2_COUNTRY = consent(provision("permit", to=["mx"], labels=["42CFRPart2"]), patient=JUANA_US)
-PART2_NO_LABEL = consent(provision("permit", to=["hgcj"]), patient=JUANA_US)
+PART2_NAMED = consent(
+    provision("permit", to=["hgcj"], custodian=["umcep"], labels=["42CFRPart2"]), patient=JUANA_US
+)
+PART2_COUNTRY = consent(
+    provision("permit", to=["mx"], custodian=["umcep"], labels=["42CFRPart2"]), patient=JUANA_US
+)
+PART2_NO_LABEL = consent(provision("permit", to=["hgcj"], custodian=["umcep"]), patient=JUANA_US)
+PART2_NO_SOURCE = consent(provision("permit", to=["hgcj"], labels=["42CFRPart2"]), patient=JUANA_US)
+PART2_US_SOURCE = consent(
+    provision("permit", to=["hgcj"], custodian=["us"], labels=["42CFRPart2"]), patient=JUANA_US
+)
+PART2_BY_ORGANIZATION = consent(
+    provision("permit", to=["hgcj"], labels=["42CFRPart2"]), patient=JUANA_US, organization="umcep"
+)
+PART2_AUTHORED_BY = consent(
+    provision("permit", to=["hgcj"], authored_by=["umcep"], labels=["42CFRPart2"]),
+    patient=JUANA_US,
+)
 
 TABLE = [
     # Directory data and roles that never see patient data.
@@ -479,6 +494,34 @@ TABLE = [
         PART2_OBS,
         [PART2_NO_LABEL],
         "deny label-not-permitted",
+    ),
+    row(
+        "Part 2: the program is not named as discloser",
+        MX_DOCTOR,
+        PART2_OBS,
+        [PART2_NO_SOURCE],
+        "deny part2-source-not-named",
+    ),
+    row(
+        "Part 2: a whole country is not the program",
+        MX_DOCTOR,
+        PART2_OBS,
+        [PART2_US_SOURCE],
+        "deny part2-source-not-named",
+    ),
+    row(
+        "Part 2: Consent.organization is the program",
+        MX_DOCTOR,
+        PART2_OBS,
+        [PART2_BY_ORGANIZATION],
+        "permit consent-permit",
+    ),
+    row(
+        "Part 2: data authoredby the program",
+        MX_DOCTOR,
+        PART2_OBS,
+        [PART2_AUTHORED_BY],
+        "permit consent-permit",
     ),
     row(
         "Part 2: own program reads its record",
