@@ -307,7 +307,7 @@ def _active_grant(req: Requester, rec: RecordFacts, now: dt.datetime) -> bool:
     return any(g.expires > now and g.patient in rec.patients for g in req.break_glass)
 
 
-def _break_glass(req: Requester, rec: RecordFacts, part2: bool, policy: Policy) -> Decision | None:
+def _break_glass(part2: bool, policy: Policy) -> Decision | None:
     """Break-the-glass opens non-Part-2 records; Part 2 only under the 2.51 rule."""
     notice = (Obligation("break-the-glass-notice", policy.btg_notice_key),)
     if not part2:
@@ -354,7 +354,7 @@ def decide(
     part2 = PART2 in labels
     granted = bool(request.break_glass) and _active_grant(request, record, now)
     if granted:
-        opened = _break_glass(request, record, part2, policy)
+        opened = _break_glass(part2, policy)
         if opened is not None:
             return opened
     decision = _by_consents(request, record, consents, policy, part2, now)

@@ -5,8 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from consent.codes import ACT_CODE, CONFIDENTIALITY, ICD10, ICD10_CM, LOINC, Label
+from consent.codes import (
+    ACT_CODE,
+    CONFIDENTIALITY,
+    ICD10,
+    ICD10_CM,
+    LOINC,
+    NO_REDISCLOSURE,
+    PART2,
+    Label,
+)
 from consent.labels import LISTS, compile_lists, labels_for, lists_version, shipped_lists
 
 SNOMED = "http://snomed.info/sct"
@@ -198,3 +209,29 @@ def test_lists_reject_a_malformed_row() -> None:
         compile_lists(header + f"{ICD10},F19,,regex,ETH,include,\n")
     with pytest.raises(ValueError, match="effect"):
         compile_lists(header + f"{ICD10},F19,,prefix,ETH,maybe,\n")
+
+
+ANY_CODE = st.sampled_from(
+    [code for _system, code, _labels in CODES] + ["F11.2", "F17", "O99.31", "B24.0", "Z71.7"]
+)
+ANY_SYSTEM = st.sampled_from([ICD10, ICD10_CM, LOINC, SNOMED])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(st.tuples(ANY_SYSTEM, ANY_CODE), max_size=4),
+    st.sampled_from(["Condition", "Encounter", "Procedure", "MedicationRequest"]),
+    st.booleans(),
+)
+def test_part2_follows_the_program_flag_whatever_the_codes(
+    codings: list[tuple[str, str]], resource_type: str, part2_program: bool
+) -> None:
+    concepts = [_cc(system, code) for system, code in codings]
+    resource: dict[str, Any] = {"resourceType": resource_type, "reasonCode": concepts}
+    if concepts:
+        resource["code"] = concepts[0]
+    labels = labels_for(resource, part2_program=part2_program)
+    assert (PART2 in labels) is part2_program
+    assert (NO_REDISCLOSURE in labels) is part2_program
+    # Only sensitivity codes come from the lists, all in v3-ActCode.
+    assert {label.system for label in labels} <= {ACT_CODE}
