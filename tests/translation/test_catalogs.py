@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 METHOD_MAP = [
     ("puente/**.py", "python"),
     ("exchange/**.py", "python"),
+    ("consent/**.py", "python"),
     ("translation/**.py", "python"),
     ("demo/**.py", "python"),
     ("puente/auth/templates/**.html", "jinja2"),
