@@ -8,7 +8,6 @@ sits, an extension's `valuePeriod` included) and what the model's metadata says 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -25,15 +24,31 @@ class Field:
     model: type[BaseModel] | None  # the element's datatype or backbone, if complex
 
 
-@dataclass(frozen=True)
 class Node:
-    """A complex element met on the walk: its FHIRPath, its model's name and its JSON."""
+    """A complex element met on the walk: its JSON, its model, and where it sits (its
+    FHIRPath is built only when asked for: most nodes pass every check)."""
 
-    expression: str
-    model: str
-    value: dict[str, Any]
+    __slots__ = ("model", "parent", "step", "value")
+
+    def __init__(
+        self, value: dict[str, Any], model: type[BaseModel], parent: Node | None, step: str
+    ) -> None:
+        self.value = value
+        self.model = model
+        self.parent = parent
+        self.step = step
+
+    @property
+    def expression(self) -> str:
+        steps = []
+        node: Node | None = self
+        while node is not None:
+            steps.append(node.step)
+            node = node.parent
+        return ".".join(reversed(steps))
 
 
+@cache
 def model_named(name: str) -> type[BaseModel] | None:
     try:
         model: type[BaseModel] = get_fhir_model_class(name)
@@ -73,34 +88,43 @@ def models_under(names: list[str]) -> list[type[BaseModel]]:
     return list(seen)
 
 
-def walk(resource: dict[str, Any]) -> Iterator[tuple[Node, str, Field]]:
+def walk(resource: dict[str, Any]) -> list[tuple[Node, str, Field]]:
     """Every element of a validated resource that has a code list or a complex type, with
-    the node holding it, parents before children; contained resources as their own type."""
+    the node holding it, in document order; contained resources as their own type.
+
+    A loop over a stack rather than nested generators: a resource is walked on every
+    write, and each level of `yield from` costs every element below it."""
+    found: list[tuple[Node, str, Field]] = []
     model = model_named(str(resource.get("resourceType")))
-    if model is not None:
-        yield from _walk(Node(str(resource["resourceType"]), model.__name__, resource), model)
-
-
-def _walk(node: Node, model: type[BaseModel]) -> Iterator[tuple[Node, str, Field]]:
-    fields = fields_of(model)
-    for key, value in node.value.items():
-        if key == "contained" and isinstance(value, list):
-            for index, item in enumerate(value):
-                if not isinstance(item, dict):
-                    continue
-                inner = model_named(str(item.get("resourceType")))
-                if inner is not None:
-                    path = f"{node.expression}.contained[{index}]"
-                    yield from _walk(Node(path, inner.__name__, item), inner)
-            continue
-        field = fields.get(key)
-        if field is None:
-            continue
-        yield node, key, field
-        if field.model is None:
-            continue
-        many = isinstance(value, list)
-        for index, item in enumerate(value if many else [value]):
-            if isinstance(item, dict):
-                path = f"{node.expression}.{key}" + (f"[{index}]" if many else "")
-                yield from _walk(Node(path, field.model.__name__, item), field.model)
+    if model is None:
+        return found
+    stack = [Node(resource, model, None, str(resource["resourceType"]))]
+    while stack:
+        node = stack.pop()
+        fields = fields_of(node.model)
+        children: list[Node] = []
+        for key, value in node.value.items():
+            if key == "contained" and isinstance(value, list):
+                for index, item in enumerate(value):
+                    inner = (
+                        model_named(str(item.get("resourceType")))
+                        if isinstance(item, dict)
+                        else None
+                    )
+                    if inner is not None:
+                        children.append(Node(item, inner, node, f"contained[{index}]"))
+                continue
+            field = fields.get(key)
+            if field is None:
+                continue
+            found.append((node, key, field))
+            if field.model is None:
+                continue
+            if isinstance(value, list):
+                for index, item in enumerate(value):
+                    if isinstance(item, dict):
+                        children.append(Node(item, field.model, node, f"{key}[{index}]"))
+            elif isinstance(value, dict):
+                children.append(Node(value, field.model, node, key))
+        stack.extend(reversed(children))
+    return found

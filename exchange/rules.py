@@ -29,6 +29,7 @@ CLOCK_SKEW = dt.timedelta(minutes=5)
 # A date without a time is a whole local day; UTC+14 is the first zone to reach it.
 EARLIEST_ZONE = dt.timedelta(hours=14)
 
+PERIOD = elements.model_named("Period")
 Rule = Callable[[dict[str, Any], dt.datetime], Iterator[Issue]]
 RULES: dict[str, list[Rule]] = {}
 
@@ -79,11 +80,14 @@ def _future(expression: str) -> Issue:
 # --- base invariants (400) ------------------------------------------------------------
 
 
-def invariant_issues(resource: dict[str, Any]) -> list[Issue]:
-    """`per-1` on every Period of the resource, wherever it sits."""
+def invariant_issues(
+    resource: dict[str, Any], walked: list[tuple[elements.Node, str, elements.Field]] | None = None
+) -> list[Issue]:
+    """`per-1` on every Period of the resource, wherever it sits. `walked` is the
+    resource's walk, if taken."""
     issues = []
-    for node, key, field in elements.walk(resource):
-        if field.model is None or field.model.__name__ != "Period":
+    for node, key, field in elements.walk(resource) if walked is None else walked:
+        if field.model is not PERIOD:
             continue
         value = node.value[key]
         many = isinstance(value, list)
