@@ -40,6 +40,8 @@ def _race(
     engine: Engine,
     write: Callable[[Session], Any],
     second_write: Callable[[Session], Any] | None = None,
+    *,
+    marker: str = "INSERT INTO RESOURCE ",
 ) -> PuenteError | None:
     """Run `write` in a first session and flush it, then `second_write` (or `write` again)
     in a second session on a thread that has read the store and reached its INSERT before
@@ -50,7 +52,7 @@ def _race(
     outcome: list[PuenteError | None] = []
 
     def noticed(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.lstrip().upper().startswith("INSERT INTO RESOURCE "):
+        if statement.lstrip().upper().startswith(marker):
             inserting.set()
 
     def run_second() -> None:
@@ -204,3 +206,77 @@ def test_simultaneous_puts_over_http_never_500(client: TestClient, attempts: int
                 assert res_id in issue["details"]["text"]
         read = client.get(f"/fhir/Patient/{res_id}", headers=bearer("system", "hgcj"))
         assert read.json()["meta"]["versionId"] == "1"
+
+
+# The statement a conditional write waits in while another holds its criteria.
+_HOLD = ("SELECT PG_ADVISORY_XACT_LOCK", "UPDATE RESOURCE SET VERSION = VERSION")
+MRN = {"system": "urn:oid:2.16.840.1.113883.4.642.99.1", "value": "MRN-777"}
+
+
+def _patients_with_mrn() -> list[str]:
+    with session_factory()() as session:
+        rows = session.scalars(
+            select(StoredResource).where(StoredResource.res_type == "Patient")
+        ).all()
+        return [r.res_id for r in rows if r.content and MRN in r.content.get("identifier", [])]
+
+
+def test_simultaneous_conditional_creates_make_one_resource(
+    client: TestClient, engine: Engine, is_postgres: bool
+) -> None:
+    """Both find nothing before either commits; the second waits on the criteria, then
+    finds the first's Patient (200, no new resource) instead of creating a duplicate."""
+    body = patient(identifier=[MRN])
+    criteria = [("identifier", f"{MRN['system']}|{MRN['value']}")]
+    results: list[writes.Written] = []
+
+    def create(session: Session) -> None:
+        results.append(
+            writes.create(session, HGCJ, resource_type="Patient", body=body, if_none_exist=criteria)
+        )
+
+    marker = _HOLD[0] if is_postgres else _HOLD[1]
+    assert _race(engine, create, marker=marker) is None
+    first, second = results
+    assert first.created
+    assert not second.created
+    assert not second.changed
+    assert second.res_id == first.res_id
+    assert _patients_with_mrn() == [first.res_id]
+
+
+def test_transaction_conditional_create_waits_for_a_racing_create(
+    client: TestClient, engine: Engine, is_postgres: bool
+) -> None:
+    criteria = f"identifier={MRN['system']}|{MRN['value']}"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:3c1d7a52-9b0e-4f6c-8d21-5e4f3a2b1c0d",
+                "resource": patient(identifier=[MRN]),
+                "request": {"method": "POST", "url": "Patient", "ifNoneExist": criteria},
+            }
+        ],
+    }
+    outcomes: list[list[transaction.Outcome]] = []
+
+    def create(session: Session) -> None:
+        writes.create(
+            session,
+            HGCJ,
+            resource_type="Patient",
+            body=patient(identifier=[MRN]),
+            if_none_exist=[("identifier", f"{MRN['system']}|{MRN['value']}")],
+        )
+
+    def run(session: Session) -> None:
+        _, entries = transaction.parse(bundle, "http://testserver/fhir")
+        outcomes.append(transaction.run_transaction(session, HGCJ, entries))
+
+    marker = _HOLD[0] if is_postgres else _HOLD[1]
+    assert _race(engine, create, run, marker=marker) is None
+    [[outcome]] = outcomes
+    assert outcome.status == "200 OK"
+    assert len(_patients_with_mrn()) == 1
