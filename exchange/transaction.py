@@ -186,8 +186,9 @@ def _resolve_target(session: Session, code: str, entry: Entry) -> None:
 
 
 def _hold_all(session: Session, code: str, entries: list[Entry]) -> None:
-    """The conditional entries' locks, all before any is resolved and in one order, so
-    that two transactions with the same criteria queue instead of deadlocking."""
+    """The conditional entries' locks (`writes.hold_criteria`), all before any entry runs
+    and in one order, so that two Bundles with the same criteria queue instead of
+    deadlocking."""
     held: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     for entry in entries:
         criteria = entry.if_none_exist if entry.method == "POST" else entry.criteria
@@ -395,7 +396,9 @@ def run_transaction(session: Session, caller: Caller, entries: list[Entry]) -> l
 
 def run_batch(session: Session, caller: Caller, entries: list[Entry]) -> list[Outcome]:
     """Each entry alone, in its own savepoint; `urn:uuid` references are not resolved
-    across batch entries (R4 3.1.0.11.1)."""
+    across batch entries (R4 3.1.0.11.1). The conditional entries' locks are taken first,
+    as a transaction takes them, so two batches queue rather than deadlock."""
+    _hold_all(session, caller.org_code or "", entries)
     outcomes = []
     for entry in entries:
         try:

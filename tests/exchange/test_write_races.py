@@ -280,3 +280,41 @@ def test_transaction_conditional_create_waits_for_a_racing_create(
     [[outcome]] = outcomes
     assert outcome.status == "200 OK"
     assert len(_patients_with_mrn()) == 1
+
+
+def test_batches_with_the_same_conditional_creates_in_either_order_make_one_each(
+    client: TestClient, engine: Engine, is_postgres: bool
+) -> None:
+    other = {"system": MRN["system"], "value": "MRN-778"}
+
+    def entry(identifier: dict[str, str]) -> dict[str, Any]:
+        criteria = f"identifier={identifier['system']}|{identifier['value']}"
+        return {
+            "resource": patient(identifier=[identifier]),
+            "request": {"method": "POST", "url": "Patient", "ifNoneExist": criteria},
+        }
+
+    def batch(*identifiers: dict[str, str]) -> Callable[[Session], None]:
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [entry(i) for i in identifiers],
+        }
+
+        def run(session: Session) -> None:
+            _, entries = transaction.parse(bundle, "http://testserver/fhir")
+            statuses.append([o.status for o in transaction.run_batch(session, HGCJ, entries)])
+
+        return run
+
+    statuses: list[list[str]] = []
+    marker = _HOLD[0] if is_postgres else _HOLD[1]
+    assert _race(engine, batch(MRN, other), batch(other, MRN), marker=marker) is None
+    assert statuses == [["201 Created", "201 Created"], ["200 OK", "200 OK"]]
+    with session_factory()() as session:
+        count = len(
+            session.scalars(
+                select(StoredResource.pk).where(StoredResource.res_type == "Patient")
+            ).all()
+        )
+    assert count == 2
