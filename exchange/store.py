@@ -255,10 +255,9 @@ def _insert_new(session: Session, stored: StoredResource) -> None:
     (type, id) meanwhile: both read no row, and the unique constraint lets one win (on
     PostgreSQL the loser's INSERT waits for the winner's commit, on SQLite for its lock).
 
-    No savepoint of its own: the refused INSERT fails the transaction, which the request
-    rolls back, and callers that carry on after a refused write (batch entries, import
-    lines) already hold a savepoint each. One here would also commit early on SQLite,
-    where pysqlite leaves a SAVEPOINT outside BEGIN and its RELEASE then commits.
+    No savepoint of its own (two more round trips a create): the refused INSERT fails the
+    transaction, which the request rolls back, and callers that carry on after a refused
+    write (batch entries, import lines) already hold a savepoint each.
     """
     session.add(stored)
     try:
