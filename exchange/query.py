@@ -7,7 +7,6 @@ never shift a page onto rows already seen or past rows not yet seen.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -36,7 +35,8 @@ from exchange.models import (
     StringIndex,
     TokenIndex,
 )
-from puente.errors import InvalidRequest, Issue
+from puente.fhir import keyset
+from puente.fhir.keyset import Key
 from puente.fhir.search import (
     Criterion,
     DateValue,
@@ -47,11 +47,8 @@ from puente.fhir.search import (
     SearchRequest,
     SortKey,
     TokenValue,
-    decode_cursor,
-    encode_cursor,
 )
 from puente.fhir.sql import LIKE_ESCAPE, approximate, instant_clause, like_escape
-from translation.i18n import N_
 
 # Which stored resources of a type the caller may see (the disclosure gate's SQL side).
 Visible = Callable[[str], ColumnElement[bool]]
@@ -267,24 +264,17 @@ _SORT_COLUMNS: dict[ParamType, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class _Key:
-    expr: Any  # a column or a scalar subquery
-    descending: bool
-    is_date: bool = False
-
-
-def _keys(resource_type: str, sort: Sequence[SortKey]) -> list[_Key]:
+def _keys(resource_type: str, sort: Sequence[SortKey]) -> list[Key]:
     """Each sort key, then the pk. A parameter sorts by its least indexed value; resources
     without one come last in either direction (a 0/1 key before the value)."""
-    keys: list[_Key] = []
+    keys: list[Key] = []
     for key in sort:
         name = key.param.name
         if name == "_lastUpdated":
-            keys.append(_Key(StoredResource.last_updated, key.descending, is_date=True))
+            keys.append(Key(StoredResource.last_updated, key.descending, is_date=True))
             continue
         if name == "_id":
-            keys.append(_Key(StoredResource.res_id, key.descending))
+            keys.append(Key(StoredResource.res_id, key.descending))
             continue
         column = _SORT_COLUMNS[key.param.type]
         table = column.class_
@@ -298,53 +288,10 @@ def _keys(resource_type: str, sort: Sequence[SortKey]) -> list[_Key]:
             .correlate(StoredResource)
             .scalar_subquery()
         )
-        keys.append(_Key(case((least.is_(None), 1), else_=0), descending=False))
-        keys.append(_Key(least, key.descending, is_date=key.param.type is ParamType.DATE))
-    keys.append(_Key(StoredResource.pk, descending=False))
+        keys.append(Key(case((least.is_(None), 1), else_=0), descending=False))
+        keys.append(Key(least, key.descending, is_date=key.param.type is ParamType.DATE))
+    keys.append(Key(StoredResource.pk, descending=False))
     return keys
-
-
-def _past(keys: Sequence[_Key], values: Sequence[Any], *, before: bool) -> ColumnElement[bool]:
-    """Rows strictly after (or before) the row whose key values are `values`."""
-    alternatives = []
-    equal: list[ColumnElement[bool]] = []
-    for key, value in zip(keys, values, strict=True):
-        if value is None:
-            strict: ColumnElement[bool] = false()
-            same = key.expr.is_(None)
-        else:
-            upward = key.descending == before
-            strict = key.expr > value if upward else key.expr < value
-            same = key.expr == value
-        alternatives.append(and_(*equal, strict))
-        equal.append(same)
-    return or_(*alternatives)
-
-
-def _decode(keys: Sequence[_Key], token: str) -> tuple[list[Any], bool]:
-    values, before = decode_cursor(token)
-    if len(values) != len(keys):
-        raise InvalidRequest(
-            issues=[Issue(N_("error.search_value_invalid"), {"name": "_page_token"})]
-        )
-    try:
-        decoded = [
-            dt.datetime.fromisoformat(v) if key.is_date and v is not None else v
-            for key, v in zip(keys, values, strict=True)
-        ]
-    except (TypeError, ValueError) as exc:
-        raise InvalidRequest(
-            issues=[Issue(N_("error.search_value_invalid"), {"name": "_page_token"})]
-        ) from exc
-    return decoded, before
-
-
-def _cursor(keys: Sequence[_Key], row: Sequence[Any], *, before: bool) -> str:
-    values = [
-        v.isoformat() if key.is_date and v is not None else v
-        for key, v in zip(keys, row, strict=True)
-    ]
-    return encode_cursor(values, before=before)
 
 
 @dataclass(frozen=True)
@@ -358,32 +305,15 @@ def page(
     session: Session, base: Select[Any], *, resource_type: str, request: SearchRequest
 ) -> Page:
     """One page of `base` in the requested order, from `_page_token` (or `_offset`)."""
-    keys = _keys(resource_type, request.sort_keys)
-    query = base.add_columns(*(k.expr for k in keys))
-    before = False
-    if request.page_token:
-        values, before = _decode(keys, request.page_token)
-        query = query.where(_past(keys, values, before=before))
-    order = [
-        k.expr.desc() if k.descending != before else k.expr.asc() for k in keys
-    ]  # read backwards for a `previous` page, then turn the rows round
-    query = query.order_by(*order).limit(request.count + 1)
-    if not request.page_token and request.offset:
-        query = query.offset(request.offset)
-    fetched = [tuple(r) for r in session.execute(query).all()]
-    more = len(fetched) > request.count
-    fetched = fetched[: request.count]
-    if before:
-        fetched.reverse()
-    if not fetched:
-        return Page([], None, None)
-    has_next = more if not before else True
-    has_previous = more if before else bool(request.page_token or request.offset)
-    return Page(
-        rows=[r[0] for r in fetched],
-        next_token=_cursor(keys, fetched[-1][1:], before=False) if has_next else None,
-        previous_token=_cursor(keys, fetched[0][1:], before=True) if has_previous else None,
+    found = keyset.page(
+        session,
+        base,
+        _keys(resource_type, request.sort_keys),
+        count=request.count,
+        page_token=request.page_token,
+        offset=request.offset,
     )
+    return Page(found.rows, found.next_token, found.previous_token)
 
 
 # ---- _include and _revinclude ------------------------------------------------------------

@@ -159,6 +159,8 @@ def search(
     extras = _extras(session, caller, resource_type, request, found.rows)
     resources = [r.content for r in found.rows if r.content is not None]
     if request.elements:
+        # R4 3.1.1.5.9: "The list of elements does not apply to included resources": the
+        # included ones stay whole, so a client can still tell who a match's subject is.
         resources = [subsetted(r, request.elements) for r in resources]
     return SearchResult(resources, total, extras, found.next_token, found.previous_token)
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from exchange import indexing
@@ -237,15 +238,47 @@ def write(
             deleted=False,
             last_updated=now,
         )
-        session.add(stored)
+        stored.content = _stamp(content, stored)
+        _insert_new(session, stored)
     else:
         stored.version += 1
         stored.deleted = False
         stored.last_updated = now
-    stored.content = _stamp(content, stored)
-    session.flush()
+        stored.content = _stamp(content, stored)
+        session.flush()
     _record(session, stored, method)
     return stored, True
+
+
+def _insert_new(session: Session, stored: StoredResource) -> None:
+    """INSERT a resource's first row, or 409 if another transaction created one at the same
+    (type, id) meanwhile: both read no row, and the unique constraint lets one win (on
+    PostgreSQL the loser's INSERT waits for the winner's commit, on SQLite for its lock).
+
+    No savepoint of its own (two more round trips a create): the refused INSERT fails the
+    transaction, which the request rolls back, and callers that carry on after a refused
+    write (batch entries, import lines) already hold a savepoint each.
+    """
+    session.add(stored)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        if not _is_type_id_conflict(exc):
+            raise
+        raise Conflict(
+            N_("error.created_concurrently"),
+            resource_type=stored.res_type,
+            res_id=stored.res_id,
+        ) from exc
+
+
+def _is_type_id_conflict(exc: IntegrityError) -> bool:
+    """Whether the unique (type, id) constraint refused the INSERT: PostgreSQL names the
+    constraint, SQLite names its columns."""
+    constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+    if constraint is not None:
+        return bool(constraint == "uq_resource_type_id")
+    return "resource.res_type, resource.res_id" in str(exc.orig)
 
 
 def create_many(

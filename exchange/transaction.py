@@ -185,9 +185,23 @@ def _resolve_target(session: Session, code: str, entry: Entry) -> None:
         entry.creates = not found
 
 
+def _hold_all(session: Session, code: str, entries: list[Entry]) -> None:
+    """The conditional entries' locks (`writes.hold_criteria`), all before any entry runs
+    and in one order, so that two Bundles with the same criteria queue instead of
+    deadlocking."""
+    held: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    for entry in entries:
+        criteria = entry.if_none_exist if entry.method == "POST" else entry.criteria
+        if entry.method in ("POST", "PUT") and criteria is not None:
+            held.add((entry.resource_type, tuple(sorted(criteria))))
+    for resource_type, pairs in sorted(held):
+        writes.hold_criteria(session, code, resource_type, list(pairs))
+
+
 def _resolve_targets(session: Session, caller: Caller, entries: list[Entry]) -> dict[str, str]:
     """fullUrl -> `Type/id` for every entry that creates or names a resource."""
     targets: dict[str, str] = {}
+    _hold_all(session, caller.org_code or "", entries)
     for entry in entries:
         try:
             _resolve_target(session, caller.org_code or "", entry)
@@ -382,7 +396,9 @@ def run_transaction(session: Session, caller: Caller, entries: list[Entry]) -> l
 
 def run_batch(session: Session, caller: Caller, entries: list[Entry]) -> list[Outcome]:
     """Each entry alone, in its own savepoint; `urn:uuid` references are not resolved
-    across batch entries (R4 3.1.0.11.1)."""
+    across batch entries (R4 3.1.0.11.1). The conditional entries' locks are taken first,
+    as a transaction takes them, so two batches queue rather than deadlock."""
+    _hold_all(session, caller.org_code or "", entries)
     outcomes = []
     for entry in entries:
         try:

@@ -7,7 +7,9 @@ from typing import Any
 from fhir.resources.R4B import get_fhir_model_class
 from pydantic import ValidationError
 
-from puente.errors import InvalidResource, Issue
+from exchange import bindings, elements, rules
+from puente.db import utcnow
+from puente.errors import BusinessRuleViolation, InvalidResource, Issue
 from translation.i18n import N_
 
 MAX_ISSUES = 20
@@ -24,7 +26,9 @@ def _expression(resource_type: str, loc: tuple[Any, ...]) -> str:
 
 
 def validate(resource: Any, expected_type: str | None = None) -> dict[str, Any]:
-    """The resource itself once the R4B model accepts it, or 400 naming each offending element.
+    """The resource itself once the R4B model accepts it, its codes keep their required
+    bindings and it keeps the base invariants (else 400), and it obeys Puente's business
+    rules (else 422); each issue names its element.
 
     The offending values are never echoed back: they may be names or identifiers.
     """
@@ -54,6 +58,13 @@ def validate(resource: Any, expected_type: str | None = None) -> dict[str, Any]:
                 )
             )
         raise InvalidResource(issues=issues) from exc
+    walked = elements.walk(resource)
+    invalid = bindings.violations(resource, walked) + rules.invariant_issues(resource, walked)
+    if invalid:
+        raise InvalidResource(issues=invalid[:MAX_ISSUES])
+    broken = rules.business_issues(resource, now=utcnow())
+    if broken:
+        raise BusinessRuleViolation(issues=broken[:MAX_ISSUES])
     # Store what the sender wrote, not the model's re-serialisation: a round trip through
     # Python floats would change decimals such as `1.50` (R4 2.1.28.1 keeps precision).
     return resource

@@ -10,12 +10,14 @@ ownership and visibility").
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
 
 import jsonpatch
 import jsonpointer
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from exchange import query, store
@@ -127,6 +129,33 @@ def own_matches(
     return list(rows)
 
 
+# pg_advisory_xact_lock's two-int key space ("PUNT"), apart from the one-bigint space the
+# audit sealer's lock lives in.
+_CONDITIONAL_LOCK_CLASS = 0x50554E54
+
+
+def hold_criteria(
+    session: Session, caller_code: str, resource_type: str, criteria: list[tuple[str, str]]
+) -> None:
+    """Serialise conditional writes of one system with the same criteria until the
+    transaction ends, so that two simultaneous conditional creates (or conditional updates
+    that create) cannot both find nothing and both create: the second waits, then finds
+    the first's resource, as if the two had come one after the other (HAPI guards the same
+    race with a unique index on the search URL and answers 409 instead)."""
+    text_key = "\x00".join([caller_code, resource_type, *(f"{k}={v}" for k, v in sorted(criteria))])
+    digest = hashlib.sha256(text_key.encode()).digest()
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(digest[:4], "big", signed=True)
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:class, :key)"),
+            {"class": _CONDITIONAL_LOCK_CLASS, "key": key},
+        )
+        return
+    # SQLite: a write statement takes the database's single write lock (waiting up to the
+    # busy timeout), after which this transaction reads the newest committed state.
+    session.execute(text("UPDATE resource SET version = version WHERE 1 = 0"))
+
+
 def create(
     session: Session,
     caller: Caller,
@@ -145,6 +174,7 @@ def create(
     code = _writer(caller, resource_type, Interaction.CREATE)
     content = validate(body, expected_type=resource_type)
     if if_none_exist is not None:
+        hold_criteria(session, code, resource_type, if_none_exist)
         found = own_matches(session, code, resource_type, if_none_exist)
         if found:
             return _written(found[0], changed=False)
@@ -235,6 +265,7 @@ def conditional_update(
     """PUT [type]?criteria (R4 3.1.0.4.3): no match creates, one match is updated."""
     code = _writer(caller, resource_type, Interaction.UPDATE)
     content = validate(body, expected_type=resource_type)
+    hold_criteria(session, code, resource_type, criteria)
     found = own_matches(session, code, resource_type, criteria)
     if found:
         if content.get("id", found[0].res_id) != found[0].res_id:

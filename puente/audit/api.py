@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from puente.audit import service
 from puente.audit.render import audit_event
 from puente.audit.search import SEARCH_PARAMS
+from puente.fhir.bundle import Cursors
 from puente.fhir.prefer import lenient
 from puente.fhir.registry import REGISTRY, ResourceCapability
 from puente.fhir.responses import FHIRResponse, resource_response
@@ -31,7 +32,8 @@ REGISTRY.register(
         documentation=(
             "The tamper-evident audit trail, read-only, shaped after IHE BALP. Consent "
             "officers see their hospital's events, admins all. The request id is the entity "
-            "typed BasicAuditEntityType|XrequestId. Default order: ascending id."
+            "typed BasicAuditEntityType|XrequestId. Default order: ascending id; pages are "
+            "keyset-based, so their links stay put while events are added."
         ),
     )
 )
@@ -55,6 +57,7 @@ def _search(
         total=result.total,
         parsed=parsed,
         locale=ctx.locale,
+        cursors=Cursors(parsed.page_token, result.next_token, result.previous_token),
     )
 
 

@@ -6,9 +6,7 @@ Criteria are ANDed, the values of one criterion ORed (R4 3.1.1.5.3). `date` comp
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
-
-from sqlalchemy import ColumnElement, Select, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, false, not_, or_, select, true
 
 from puente.audit.models import AuditEntry, AuditReference
 from puente.audit.render import (
@@ -20,6 +18,7 @@ from puente.audit.render import (
     RESTFUL_INTERACTION,
 )
 from puente.errors import InvalidRequest, Issue
+from puente.fhir.keyset import Key
 from puente.fhir.search import (
     Criterion,
     DateValue,
@@ -35,7 +34,6 @@ from translation.i18n import N_
 OUTCOME_SYSTEM = "http://terminology.hl7.org/CodeSystem/audit-event-outcome"
 OUTCOMES = frozenset({0, 4, 8, 12})
 AGENT_TARGETS = ("Practitioner", "PractitionerRole", "Patient", "RelatedPerson", "Organization")
-SelectT = TypeVar("SelectT", bound=Select[Any])
 
 SEARCH_PARAMS = (
     SearchParam("date", ParamType.DATE, "When the activity was recorded", ("recorded",)),
@@ -191,11 +189,11 @@ def criterion_clause(criterion: Criterion) -> ColumnElement[bool]:
     return not_(matched) if criterion.modifier == "not" else matched
 
 
-def ordered(query: SelectT, sort: str | None) -> SelectT:
-    # Default: ascending id, so that offset paging stays put while new events arrive
-    # (reading the trail appends to it).
+def sort_keys(sort: str | None) -> list[Key]:
+    """The keyset order of a search: ascending id by default, or by `recorded` (which is
+    `meta.lastUpdated`) with the id to break ties."""
     if sort == "_lastUpdated":
-        return query.order_by(AuditEntry.recorded_at, AuditEntry.id)
+        return [Key(AuditEntry.recorded_at, False, is_date=True), Key(AuditEntry.id, False)]
     if sort == "-_lastUpdated":
-        return query.order_by(AuditEntry.recorded_at.desc(), AuditEntry.id.desc())
-    return query.order_by(AuditEntry.id)
+        return [Key(AuditEntry.recorded_at, True, is_date=True), Key(AuditEntry.id, True)]
+    return [Key(AuditEntry.id, False)]

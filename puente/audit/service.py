@@ -9,11 +9,12 @@ from sqlalchemy import ColumnElement, false, func, select, true
 from sqlalchemy.orm import Session
 
 from puente.audit.models import AuditEntry, AuditReference
-from puente.audit.search import SEARCH_PARAMS, criterion_clause, ordered
+from puente.audit.search import SEARCH_PARAMS, criterion_clause, sort_keys
 from puente.auth.caller import Caller
 from puente.auth.scopes import Interaction, Role
 from puente.db import utcnow
 from puente.errors import Forbidden, NotFound
+from puente.fhir import keyset
 from puente.fhir.search import SearchRequest, parse_search
 from puente.settings import get_settings
 from puente.tasks import enqueue, pending
@@ -96,6 +97,8 @@ AUDIT_READERS = frozenset({Role.CONSENT_OFFICER, Role.ADMIN})
 class EventPage:
     entries: list[AuditEntry]
     total: int | None
+    next_token: str | None = None
+    previous_token: str | None = None
 
 
 def _authorize(caller: Caller, interaction: Interaction) -> None:
@@ -139,5 +142,12 @@ def search_events(session: Session, caller: Caller, *, request: SearchRequest) -
         total = session.scalar(select(func.count()).select_from(base.subquery()))
     if request.count == 0:
         return EventPage([], total)
-    page = ordered(base, request.sort).offset(request.offset).limit(request.count)
-    return EventPage(list(session.scalars(page)), total)
+    found = keyset.page(
+        session,
+        base,
+        sort_keys(request.sort),
+        count=request.count,
+        page_token=request.page_token,
+        offset=request.offset,
+    )
+    return EventPage(found.rows, total, found.next_token, found.previous_token)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 from urllib.parse import urlencode
+
+from fhir.resources.R4B import get_fhir_model_class
 
 from puente.db import utcnow
 from puente.fhir.dates import instant
@@ -19,10 +22,28 @@ SUBSETTED = {
 MANDATORY_ELEMENTS = ("resourceType", "id", "meta")
 
 
+@cache
+def required_elements(resource_type: str) -> frozenset[str]:
+    """A type's elements of minimum cardinality 1 by their JSON names, as the R4B model
+    declares them (a required choice `medication[x]` gives each of its variants)."""
+    try:
+        model = get_fhir_model_class(resource_type)
+    except (KeyError, ValueError):
+        return frozenset()
+    names = set()
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        if info.is_required() or extra.get("element_required") or extra.get("one_of_many_required"):
+            names.add(info.alias or name)
+    return frozenset(names)
+
+
 def subsetted(resource: dict[str, Any], elements: Sequence[str]) -> dict[str, Any]:
-    """`_elements`: the listed top-level elements and the mandatory ones, tagged SUBSETTED
-    (R4 3.1.1.5.9)."""
-    keep = {*MANDATORY_ELEMENTS, *elements}
+    """`_elements`: the listed top-level elements, the resource's mandatory ones whether
+    listed or not, and a SUBSETTED tag (R4 3.1.1.5.9: "Servers SHOULD always return
+    mandatory elements whether they are requested or not", so that e.g. an Observation
+    keeps its `status` and `code`)."""
+    keep = {*MANDATORY_ELEMENTS, *required_elements(str(resource.get("resourceType"))), *elements}
     out = {k: v for k, v in resource.items() if k in keep}
     meta = dict(out.get("meta") or {})
     meta["tag"] = [*(meta.get("tag") or []), SUBSETTED]

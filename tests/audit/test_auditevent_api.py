@@ -140,6 +140,69 @@ def test_search_bundle_validates_and_pages(client: TestClient) -> None:
     assert not _ids(body) & _ids(second)
 
 
+def _events_about(patient: str, hours: range) -> list[int]:
+    with session_factory()() as session:
+        ids = [
+            audit_entry(session, patients=(patient,), recorded_at=DAY + dt.timedelta(hours=h)).id
+            for h in hours
+        ]
+        session.commit()
+    return ids
+
+
+def _follow(client: TestClient, body: dict[str, Any], relation: str) -> Any:
+    url = next((link["url"] for link in body["link"] if link["relation"] == relation), None)
+    if url is None:
+        return None
+    response = client.get(url.removeprefix("http://testserver"), headers=bearer("admin", None))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def _order(body: dict[str, Any]) -> list[str]:
+    return [e["resource"]["id"] for e in body.get("entry", [])]
+
+
+def test_page_links_stay_put_while_events_arrive(client: TestClient) -> None:
+    """Newest first, new events land before the page a `next` link points at: an offset
+    would shift and repeat rows; the keyset token does not."""
+    older = [str(i) for i in _events_about("Patient/pg", range(5))]
+    first = _search(client, patient="Patient/pg", _sort="-_lastUpdated", _count="2")
+    assert _order(first) == [older[4], older[3]]
+    assert not any(link["relation"] == "previous" for link in first["link"])
+    _events_about("Patient/pg", range(10, 13))  # three newer events arrive meanwhile
+    second = _follow(client, first, "next")
+    assert _order(second) == [older[2], older[1]]
+    assert second["total"] == 8  # the total is of now; the page is where it was
+    third = _follow(client, second, "next")
+    assert _order(third) == [older[0]]
+    assert _follow(client, third, "next") is None
+    assert _order(_follow(client, third, "previous")) == [older[2], older[1]]
+    back = _follow(client, second, "previous")
+    assert _order(back) == [older[4], older[3]]
+    assert "_page_token=" in second["link"][0]["url"]
+
+
+def test_default_order_pages_by_id_to_the_newest(client: TestClient) -> None:
+    ids = [str(i) for i in _events_about("Patient/pq", range(3))]
+    first = _search(client, patient="Patient/pq", _count="2")
+    assert _order(first) == ids[:2]
+    later = [str(i) for i in _events_about("Patient/pq", range(20, 21))]
+    second = _follow(client, first, "next")
+    assert _order(second) == [ids[2], later[0]]
+    assert _follow(client, second, "next") is None
+
+
+def test_a_forged_page_token_is_400(client: TestClient) -> None:
+    response = client.get(
+        "/fhir/AuditEvent",
+        params={"_page_token": "bm90IGEgdG9rZW4", "_count": "2"},
+        headers=bearer("admin", None),
+    )
+    assert response.status_code == 400
+    assert response.json()["issue"][0]["diagnostics"] == "error.search_value_invalid"
+
+
 def test_search_by_date(client: TestClient) -> None:
     ids = _seed()
     on_day = _search(client, date="2026-03-10")

@@ -125,6 +125,26 @@ def test_elements_keeps_listed_and_mandatory_elements(client: TestClient) -> Non
     assert "tag" not in full["meta"]  # the stored resource is untouched
 
 
+def test_elements_keeps_mandatory_elements_and_leaves_included_resources_whole(
+    client: TestClient,
+) -> None:
+    """R4 3.1.1.5.9: mandatory elements come back whether listed or not, and "the list of
+    elements does not apply to included resources"."""
+    load()
+    body = _get(
+        client,
+        "Observation",
+        {"code": "2339-0", "_elements": "subject", "_include": "Observation:patient"},
+    )
+    [match] = [e["resource"] for e in body["entry"] if e["search"]["mode"] == "match"]
+    assert set(match) == {"resourceType", "id", "meta", "subject", "status", "code"}
+    assert "SUBSETTED" in [t["code"] for t in match["meta"]["tag"]]
+    [included] = [e["resource"] for e in body["entry"] if e["search"]["mode"] == "include"]
+    full = client.get("/fhir/Patient/hgcj-1001", headers=bearer()).json()
+    assert included == full
+    assert "tag" not in included["meta"]
+
+
 def test_total_none_estimate_accurate(client: TestClient) -> None:
     load()
     assert "total" not in _get(client, "Observation", {"_total": "none"})
