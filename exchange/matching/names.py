@@ -101,6 +101,7 @@ def significant(surname: str) -> str:
     return ""
 
 
+@lru_cache(maxsize=1 << 14)
 def surname_words(surname: str) -> frozenset[str]:
     """Every word of a folded surname that is not a particle, and its unglued form."""
     words = {w for w in surname.split() if w not in PARTICLES}
@@ -310,6 +311,7 @@ class ParsedName:
     curp_parts: tuple[tuple[str, str], ...]
 
 
+@lru_cache(maxsize=1 << 14)
 def given_words(given: tuple[str, ...]) -> tuple[str, ...]:
     words = [w for g in given for w in fold_cached(g).split() if w not in PARTICLES]
     return tuple(
