@@ -51,6 +51,7 @@ class Features:
 CURP_SYSTEM = "https://www.gob.mx/curp"
 SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
 SEX = {"male": "M", "female": "F", "other": "X"}
+CURP_TO_SEX = {"H": "M", "M": "F", "X": "X"}
 CURP_SEX = {"M": ("H",), "F": ("M",), "X": ("X",), "": ("H", "M")}
 # Area codes read without a country code: Juárez and Chihuahua city are Mexican, El Paso
 # is American, whatever the address says (the same person gives either phone). NANP has
@@ -67,7 +68,12 @@ _CURP_FORM = re.compile(r"^[A-Z]{4}[0-9]{6}[HMX][A-Z]{5}[0-9A-Z][0-9]$")
 def features(patient: Mapping[str, Any]) -> Features:
     """The match features of a FHIR R4 Patient (JSON). Never raises on odd content: what
     cannot be read is left empty, as if the record did not say."""
-    sex = SEX.get(_text(patient.get("gender")), "")
+    curp, ssn = _identifiers(patient.get("identifier"))
+    # What the record leaves out, its CURP says (positions 5-10 and 11).
+    sex = SEX.get(_text(patient.get("gender")), "") or (CURP_TO_SEX[curp[10]] if curp else "")
+    birth_date = _date(patient.get("birthDate"))
+    if birth_date is None and curp:
+        birth_date = curp_rules.birth_date_of(curp)
     names = [n for n in _list(patient.get("name")) if _is_map(n)]
     parsed = [_parse(n, female=sex == "F") for n in _ordered(names)]
     said = [p for p in parsed if p.given or p.family.paternal]
@@ -80,8 +86,6 @@ def features(patient: Mapping[str, Any]) -> Features:
         surnames |= p.surnames
         for word in p.given:
             canonical |= names_.canonical_given(word)
-    birth_date = _date(patient.get("birthDate"))
-    curp, ssn = _identifiers(patient.get("identifier"))
     address = _address(patient.get("address"))
     hint = _country(address)
     own_root = frozenset({curp_rules.root_of(curp)}) if curp else frozenset()
