@@ -112,17 +112,20 @@ def features(patient: Mapping[str, Any]) -> Features:
 
 
 def curp_roots_agree(a: frozenset[str], b: frozenset[str]) -> bool:
-    """Whether two sets of CURP roots (`Features.curp_roots`) share one, a missing maternal
-    surname (X in positions 3 and 15: DOMAIN.md says unknown, not a contradiction)
-    agreeing with any."""
+    """Whether two sets of CURP roots (`Features.curp_roots`) share one. A root without a
+    maternal surname (X in positions 3 and 15) agrees with any maternal surname: DOMAIN.md
+    reads that X as unknown, not a contradiction; and then an X in position 2 agrees with
+    any vowel, as it may be RENAPO's replacement in an inconvenient word (`VACA` -> `VXCA`)
+    that the missing letter would have made."""
     if a & b:
         return True
-    reduced_a = {_without_maternal(r): r for r in a}
-    for r in b:
-        other = reduced_a.get(_without_maternal(r))
-        if other is not None and (_no_maternal(r) or _no_maternal(other)):
-            return True
-    return False
+    return any(_roots_agree(x, y) for x in a for y in b if _no_maternal(x) or _no_maternal(y))
+
+
+def _roots_agree(x: str, y: str) -> bool:
+    if len(x) != 14 or len(y) != 14 or x[0] != y[0] or x[3:12] != y[3:12] or x[13] != y[13]:
+        return False
+    return x[1] == y[1] or "X" in (x[1], y[1])
 
 
 def to_json(f: Features) -> dict[str, Any]:
@@ -229,10 +232,6 @@ def _derived_roots(name: names_.ParsedName, birth_date: dt.date | None, sex: str
         for letter in CURP_SEX[sex]
     ]
     return frozenset(roots[:MAX_ROOTS])
-
-
-def _without_maternal(root: str) -> str:
-    return root[:2] + root[3:12] + root[13:]
 
 
 def _no_maternal(root: str) -> bool:

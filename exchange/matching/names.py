@@ -325,9 +325,22 @@ def given_words(given: tuple[str, ...]) -> tuple[str, ...]:
     )
 
 
+_LEADS = frozenset({"JOSE", "MARIA"})
+
+
+def lead(word: str) -> str:
+    """JOSE or MARIA when a folded given word is one of them, an abbreviation or a form of
+    them (`Ma`, `Mary`, `Joe`, `Pepe`); "" otherwise."""
+    if word in LEADING_GIVEN:
+        return "MARIA" if word.startswith("M") else "JOSE"
+    canonical = canonical_given(word)
+    return next(iter(canonical)) if len(canonical) == 1 and canonical <= _LEADS else ""
+
+
 def first_significant_given(given: tuple[str, ...]) -> str:
-    """The name a person goes by: a leading José/María is skipped when another follows."""
-    if len(given) > 1 and given[0] in LEADING_GIVEN:
+    """The name a person goes by: a leading José/María (or `Joe`, `Mary`: a US desk's form
+    of it) is skipped when another follows, as RENAPO skips it in the CURP."""
+    if len(given) > 1 and lead(given[0]):
         return given[1]
     return given[0] if given else ""
 
@@ -389,7 +402,9 @@ def curp_parts(readings: tuple[tuple[Family, tuple[str, ...]], ...]) -> tuple[tu
         if not family.paternal:
             continue
         first = first_significant_given(given)
-        givens = [" ".join(given), *sorted(canonical_given(first) - {first})]
+        # `Joe Sebastian` is read as RENAPO reads `José Sebastián`: by SEBASTIAN.
+        words = (lead(given[0]), *given[1:]) if len(given) > 1 and lead(given[0]) else given
+        givens = [" ".join(words), *sorted(canonical_given(first) - {first})]
         for given_text in givens:
             letters, consonants = name_letters(family.paternal, family.maternal or None, given_text)
             for variant in _enye_variants(consonants):
