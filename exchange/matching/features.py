@@ -62,6 +62,7 @@ MAX_ROOTS = 32
 # SSNs printed on sample cards and in advertising (python-stdnum's list).
 SSN_PUBLISHED = frozenset({"078051120", "457555462", "219099999"})
 _NON_DIGITS = re.compile(r"[^0-9]+")
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
 _CURP_FORM = re.compile(r"^[A-Z]{4}[0-9]{6}[HMX][A-Z]{5}[0-9A-Z][0-9]$")
 
 
@@ -306,7 +307,7 @@ def _country(address: Mapping[str, Any]) -> str:
 
 
 def _postal_code(address: Mapping[str, Any]) -> str:
-    code = "".join(c for c in _text(address.get("postalCode")).upper() if c.isalnum())
+    code = _NOT_ALNUM.sub("", _text(address.get("postalCode")).upper())
     if len(code) == 9 and code.isdigit() and _country(address) != "MX":
         return code[:5]  # ZIP+4: the ZIP is what both sides write
     return code

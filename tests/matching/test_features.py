@@ -372,3 +372,8 @@ def test_an_inconvenient_word_root_agrees_with_a_root_missing_its_maternal_surna
         patient(family="Vargas", given=["Alma"], gender="female", birth_date="1980-12-07")
     )
     assert curp_roots_agree(us.curp_roots, frozenset({curp_rules.root_of(mx)}))
+
+
+@given(st.from_regex(r"[A-Z]{4}[0-9]{6}[HMX][A-Z]{5}[0-9A-Z]", fullmatch=True))
+def test_check_digit_agrees_with_python_stdnum(body: str) -> None:
+    assert curp_rules.check_digit(body) == stdnum_curp.calc_check_digit(body)
