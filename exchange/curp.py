@@ -176,19 +176,26 @@ def _inner(word: str, wanted: frozenset[str] | None) -> str:
     return "X"
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 15)
+def _part(name: str | None, *, given: bool = False) -> tuple[str, str, str]:
+    """First letter, first inner vowel and first inner consonant of one name ("" when no
+    name), cached per name: the matcher derives roots for every record without a CURP,
+    and names repeat far more than their combinations."""
+    word = _given(name or "") if given else _significant(name)
+    if not word:
+        return "", "", ""
+    return word[:1], _inner(word, VOWELS), _inner(word, None)
+
+
 def name_letters(paternal: str, maternal: str | None, given: str) -> tuple[str, str]:
-    """Positions 1-4 and 14-16: the part of the CURP the name alone gives (cached: the
-    matcher derives it for every record without a CURP)."""
-    first = _significant(paternal)
-    second = _significant(maternal)
-    name = _given(given)
-    letters = (first[:1] or "X") + _inner(first, VOWELS) + (second[:1] or "X") + (name[:1] or "X")
+    """Positions 1-4 and 14-16: the part of the CURP the name alone gives."""
+    p_first, p_vowel, p_consonant = _part(paternal)
+    m_first, _, m_consonant = _part(maternal)
+    g_first, _, g_consonant = _part(given, given=True)
+    letters = (p_first or "X") + (p_vowel or "X") + (m_first or "X") + (g_first or "X")
     if letters in INCONVENIENT:
         letters = letters[0] + "X" + letters[2:]
-    consonants = (
-        _inner(first, None) + (_inner(second, None) if second else "X") + _inner(name, None)
-    )
+    consonants = (p_consonant or "X") + (m_consonant or "X") + (g_consonant or "X")
     return letters, consonants
 
 

@@ -345,7 +345,9 @@ def first_significant_given(given: tuple[str, ...]) -> str:
     return given[0] if given else ""
 
 
-@lru_cache(maxsize=1 << 16)
+# Small: a name string (family and given together) is nearly unique to a person, so a
+# bulk run would only churn a large cache; repeated writes of one patient still hit.
+@lru_cache(maxsize=4096)
 def parse_name(
     family: str,
     given: tuple[str, ...],
@@ -412,9 +414,10 @@ def curp_parts(readings: tuple[tuple[Family, tuple[str, ...]], ...]) -> tuple[tu
     return tuple(parts)
 
 
-def _enye_variants(consonants: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _enye_variants(consonants: str) -> tuple[str, ...]:
     variants = [""]
     for char in consonants:
         options = (char, "X") if char == "N" else (char,)
         variants = [v + o for v in variants for o in options]
-    return variants
+    return tuple(variants)
