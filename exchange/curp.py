@@ -138,7 +138,10 @@ INCONVENIENT = frozenset(
 
 def fold(text: str) -> str:
     """Upper case without accents; Ñ becomes X as in the CURP (NÚÑEZ -> NUXEZ)."""
-    upper = text.upper().replace("Ñ", "X")
+    upper = text.upper()
+    if upper.isascii():
+        return upper  # the common case, and the matcher's already folded names
+    upper = upper.replace("Ñ", "X")
     decomposed = unicodedata.normalize("NFKD", upper)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -147,6 +150,7 @@ def _words(name: str | None) -> list[str]:
     return [w for w in fold(name or "").replace("-", " ").split() if w.isalpha() or w.endswith(".")]
 
 
+@lru_cache(maxsize=1 << 14)
 def _significant(name: str | None) -> str:
     """The first word that is not a particle (`de la Cruz` -> CRUZ)."""
     words = [w.rstrip(".") for w in _words(name)]
@@ -156,6 +160,7 @@ def _significant(name: str | None) -> str:
     return words[-1] if words else ""
 
 
+@lru_cache(maxsize=1 << 14)
 def _given(name: str) -> str:
     words = _words(name)
     if len(words) > 1 and words[0] in SKIPPED_FIRST_NAMES:

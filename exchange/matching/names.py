@@ -56,6 +56,8 @@ COMPOUND_SURNAMES = frozenset(
 )
 # Particles glued to the surname by US systems (`Delacruz`, `Delosantos`): longest first.
 GLUED_PARTICLES = ("DELOS", "DELAS", "DELA")
+# Generational suffixes US desks type into `family` or `given` (`Hernandez Jr.`): not names.
+SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV"})
 _DATA = resources.files("exchange.matching") / "data"
 
 
@@ -101,6 +103,7 @@ def significant(surname: str) -> str:
     return ""
 
 
+@lru_cache(maxsize=1 << 14)
 def surname_words(surname: str) -> frozenset[str]:
     """Every word of a folded surname that is not a particle, and its unglued form."""
     words = {w for w in surname.split() if w not in PARTICLES}
@@ -286,7 +289,8 @@ def parse_family(family: str, *, female: bool = False) -> tuple[Family, ...]:
     surname; `Hernández López de García` a married name GARCIA; a woman's `Hernández de
     García` is read as married (DOMAIN.md's example) and, second, as maternal `DE GARCIA`.
     """
-    units = _units(fold_cached(family).split())  # a hyphen folds to a word break
+    # A hyphen folds to a word break.
+    units = _units([w for w in fold_cached(family).split() if w not in SUFFIXES])
     if not units:
         return (Family("", ""),)
     if len(units) == 1:
@@ -310,8 +314,11 @@ class ParsedName:
     curp_parts: tuple[tuple[str, str], ...]
 
 
+@lru_cache(maxsize=1 << 14)
 def given_words(given: tuple[str, ...]) -> tuple[str, ...]:
-    words = [w for g in given for w in fold_cached(g).split() if w not in PARTICLES]
+    words = [
+        w for g in given for w in fold_cached(g).split() if w not in PARTICLES and w not in SUFFIXES
+    ]
     return tuple(
         GIVEN_ABBREVIATIONS.get(w, w) if len(words) > 1 and i == 0 else w
         for i, w in enumerate(words)

@@ -319,3 +319,18 @@ def test_other_names_add_surnames_and_given_names() -> None:
     assert f.paternal == "GARCIA"
     assert f.surnames == {"GARCIA", "HERNANDEZ", "LOPEZ"}
     assert f.given_canonical == {"MARIA", "GUADALUPE"}
+
+
+def test_birth_date_and_sex_come_from_the_curp_when_the_record_leaves_them_out() -> None:
+    f = features(patient(family="Ramírez Anchondo", given=["José Luis"], curp=RAMIREZ))
+    assert (f.birth_date, f.sex) == (dt.date(1985, 4, 12), "M")
+    said = features(
+        patient(
+            family="Ramírez Anchondo",
+            given=["José Luis"],
+            curp=RAMIREZ,
+            gender="male",
+            birth_date="1985-12-04",
+        )
+    )
+    assert said.birth_date == dt.date(1985, 12, 4)  # the record's own word stands
