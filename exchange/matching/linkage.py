@@ -33,6 +33,7 @@ from exchange.matching.score import (
     Prepared,
     Scorer,
     contradictions,
+    given_level,
     grade,
     levels,
     prepare,
@@ -168,8 +169,8 @@ class _Linker:
         self.floor = thresholds.possible if lowest == POSSIBLE else thresholds.probable
         self.written = (CERTAIN, PROBABLE, POSSIBLE) if lowest == POSSIBLE else (CERTAIN, PROBABLE)
 
-    def link(self, a: Prepared, b: Prepared) -> Link | None:
-        lv = levels(a, b)
+    def link(self, a: Prepared, b: Prepared, given: int | None = None) -> Link | None:
+        lv = levels(a, b, given)
         scorer = self.scorer
         if scorer.upper_bound(lv) < self.floor:
             return None
@@ -197,25 +198,46 @@ _SHARED: dict[str, Any] = {}
 
 
 def _score_range(start: int, stop: int) -> tuple[list[Link], int]:
-    mx: list[Prepared] = _SHARED["mx"]
+    """Score the Mexican records start..stop against their candidates (in a worker)."""
     us: list[Prepared] = _SHARED["us"]
-    mx_keys: list[frozenset[str]] = _SHARED["mx_keys"]
+    us_given: list[int] = _SHARED["us_given"]
     index: dict[str, list[int]] = _SHARED["index"]
-    scorer: _Linker = _SHARED["scorer"]
+    linker: _Linker = _SHARED["linker"]
+    signatures: dict[tuple[object, ...], int] = _SHARED["signatures"]
+    given_levels: dict[int, int] = _SHARED.setdefault("given_levels", {})
+    width = _SIGNATURE_SPACE
     found: list[Link] = []
     pairs = 0
-    for position in range(start, stop):
+    for f in _SHARED["mx"][start:stop]:
+        a = prepare(f)
         candidates: set[int] = set()
-        for key in mx_keys[position]:
+        for key in blocking.blocking_keys(f):
             hits = index.get(key)
             if hits:
                 candidates.update(hits)
         pairs += len(candidates)
-        a = mx[position]
-        links = [link for j in candidates if (link := scorer.link(a, us[j])) is not None]
+        a_given = signatures.get(a.given_signature, -1)
+        links = []
+        for j in candidates:
+            b = us[j]
+            # Common given names meet again and again: their level is looked up once.
+            if a_given >= 0:
+                cache_key = a_given * width + us_given[j]
+                given = given_levels.get(cache_key)
+                if given is None:
+                    given = given_levels[cache_key] = given_level(a, b)
+            else:
+                given = given_level(a, b)
+            found_link = linker.link(a, b, given)
+            if found_link is not None:
+                links.append(found_link)
         links.sort(key=lambda link: (-link.weight, link.us_id))
         found += links
     return found, pairs
+
+
+# Given-name signatures are numbered below this; a pair's cache key is a_id * space + b_id.
+_SIGNATURE_SPACE = 1 << 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,12 +257,19 @@ def link(
 ) -> LinkResult:
     """Certain and probable pairs (and possible ones if asked), best first per Mexican
     record, Mexican records in file order."""
+    prepared_us = [prepare(f) for f in us]
+    signatures: dict[tuple[object, ...], int] = {}
+    us_given = [signatures.setdefault(b.given_signature, len(signatures)) for b in prepared_us]
+    if len(signatures) >= _SIGNATURE_SPACE:
+        signatures.clear()  # a file with more distinct given names than that: no cache
+        us_given = [0] * len(prepared_us)
     _SHARED.update(
-        mx=[prepare(f) for f in mx],
-        us=[prepare(f) for f in us],
-        mx_keys=[blocking.blocking_keys(f) for f in mx],
+        mx=mx,
+        us=prepared_us,
+        us_given=us_given,
+        signatures=signatures,
         index=block(us),
-        scorer=_Linker(model, lowest=POSSIBLE if include_possible else PROBABLE),
+        linker=_Linker(model, lowest=POSSIBLE if include_possible else PROBABLE),
     )
     try:
         step = max(1, min(CHUNK, len(mx) // max(workers * 8, 1) or 1))

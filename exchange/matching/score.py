@@ -125,6 +125,8 @@ class Prepared:
     surnames: frozenset[str]
     phonetic_surnames: frozenset[str]
     curp_root: str  # positions 1-11 and 14-16 of the record's own CURP, or ""
+    # What given_level reads: records with equal signatures have equal given-name levels
+    given_signature: tuple[object, ...]
     roots: frozenset[str]  # Features.curp_roots
     # The roots without their maternal-surname positions: all of them, and those whose
     # maternal positions are X (no maternal surname: unknown, so any maternal agrees).
@@ -149,6 +151,7 @@ def prepare(f: Features) -> Prepared:
         surnames=surnames,
         phonetic_surnames=frozenset(p for p in (f.phonetic_paternal, f.phonetic_maternal) if p),
         curp_root=f.curp[:11] + f.curp[13:16] if len(f.curp) == 18 else "",
+        given_signature=(significant, frozenset(named), canonical, f.given_canonical),
         roots=roots,
         roots_reduced=frozenset(_reduced(r) for r in roots if len(r) == ROOT_LENGTH),
         roots_reduced_no_maternal=frozenset(
@@ -325,11 +328,12 @@ def address_level(a: Features, b: Features) -> int:
     return A_DIFFERENT
 
 
-def levels(a: Prepared, b: Prepared) -> tuple[int, ...]:
-    """The level of each comparison, in SCHEMA order."""
+def levels(a: Prepared, b: Prepared, given: int | None = None) -> tuple[int, ...]:
+    """The level of each comparison, in SCHEMA order (`given`: the given-name level, when
+    the caller has it from a cache)."""
     fa, fb = a.features, b.features
     return (
-        given_level(a, b),
+        given_level(a, b) if given is None else given,
         surname_level(a, b),
         birth_date_level(fa, fb),
         curp_level(a, b),
@@ -470,10 +474,9 @@ class Scorer:
             tuple(level.tf_weight > 0 for level in given.levels),
             tuple(level.tf_weight > 0 for level in surnames.levels),
         )
-        # The most name frequencies can lift a pair (both names as rare as tf_minimum_u)
-        self.most_tf = sum(
-            max((_most_tf(level) for level in c.levels), default=0.0) for c in (given, surnames)
-        )
+        # The most name frequencies can lift a level (names as rare as tf_minimum_u)
+        self.most_tf_given = tuple(_most_tf(level) for level in given.levels)
+        self.most_tf_surnames = tuple(_most_tf(level) for level in surnames.levels)
 
     def field_weights(self, a: Prepared, b: Prepared, lv: Sequence[int]) -> list[float]:
         weights = [self.tables[c][level] for c, level in enumerate(lv)]
@@ -491,10 +494,19 @@ class Scorer:
     def upper_bound(self, lv: Sequence[int]) -> float:
         """At least the match weight `field_weights` can give these levels: a pair below
         a threshold even so needs no name frequencies looked up."""
-        total = self.prior + sum(self.tables[c][level] for c, level in enumerate(lv))
-        if self.tf_levels[0][lv[GIVEN]] or self.tf_levels[1][lv[SURNAMES]]:
-            total += self.most_tf
-        return total
+        t = self.tables
+        total = (
+            self.prior
+            + t[0][lv[0]]
+            + t[1][lv[1]]
+            + t[2][lv[2]]
+            + t[3][lv[3]]
+            + t[4][lv[4]]
+            + t[5][lv[5]]
+            + t[6][lv[6]]
+            + t[7][lv[7]]
+        )
+        return total + self.most_tf_given[lv[GIVEN]] + self.most_tf_surnames[lv[SURNAMES]]
 
     def score(self, a: Prepared, b: Prepared, lv: Sequence[int] | None = None) -> Score:
         lv = levels(a, b) if lv is None else lv

@@ -210,3 +210,33 @@ def test_a_model_file_that_is_not_a_model_exits_1(files: tuple[Path, Path], tmp_
     trained = tmp_path / "trained.json"
     trained.write_text(matching_model.dumps(matching_model.default()), "utf-8")
     assert _link(files, tmp_path / "links.csv", "--model", str(trained)).exit_code == 0
+
+
+def test_bulk_linkage_gives_what_score_gives_for_every_candidate_pair() -> None:
+    """The bulk path (caches, early exits, processes) agrees with `score` pair by pair."""
+    from benchmarks.border_pairs import generate
+    from exchange.matching.blocking import blocking_keys
+
+    data = generate(300, 300, overlap=0.5, seed=11)
+    mx = [features(p) for p in data.mx]
+    us = [features(p) for p in data.us]
+    model = matching_model.default()
+    found = {
+        (link.mx_id, link.us_id): link
+        for link in linkage.link(mx, us, model, include_possible=True, workers=2).links
+    }
+    expected = {}
+    for a in mx:
+        keys = blocking_keys(a)
+        for b in us:
+            if keys & blocking_keys(b):
+                result = score(a, b, model)
+                if result.grade != "certainly-not":
+                    expected[(a.id, b.id)] = result
+    assert set(found) == set(expected)
+    assert len(found) > 100
+    for pair, result in expected.items():
+        assert found[pair].grade == result.grade
+        assert found[pair].probability == pytest.approx(result.probability, abs=1e-12)
+        assert found[pair].field_weights == tuple(fw.weight for fw in result.explanation)
+        assert found[pair].contradictions == result.contradictions
