@@ -62,6 +62,7 @@ MAX_ROOTS = 32
 # SSNs printed on sample cards and in advertising (python-stdnum's list).
 SSN_PUBLISHED = frozenset({"078051120", "457555462", "219099999"})
 _NON_DIGITS = re.compile(r"[^0-9]+")
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
 _CURP_FORM = re.compile(r"^[A-Z]{4}[0-9]{6}[HMX][A-Z]{5}[0-9A-Z][0-9]$")
 
 
@@ -112,17 +113,20 @@ def features(patient: Mapping[str, Any]) -> Features:
 
 
 def curp_roots_agree(a: frozenset[str], b: frozenset[str]) -> bool:
-    """Whether two sets of CURP roots (`Features.curp_roots`) share one, a missing maternal
-    surname (X in positions 3 and 15: DOMAIN.md says unknown, not a contradiction)
-    agreeing with any."""
+    """Whether two sets of CURP roots (`Features.curp_roots`) share one. A root without a
+    maternal surname (X in positions 3 and 15) agrees with any maternal surname: DOMAIN.md
+    reads that X as unknown, not a contradiction; and then an X in position 2 agrees with
+    any vowel, as it may be RENAPO's replacement in an inconvenient word (`VACA` -> `VXCA`)
+    that the missing letter would have made."""
     if a & b:
         return True
-    reduced_a = {_without_maternal(r): r for r in a}
-    for r in b:
-        other = reduced_a.get(_without_maternal(r))
-        if other is not None and (_no_maternal(r) or _no_maternal(other)):
-            return True
-    return False
+    return any(_roots_agree(x, y) for x in a for y in b if _no_maternal(x) or _no_maternal(y))
+
+
+def _roots_agree(x: str, y: str) -> bool:
+    if len(x) != 14 or len(y) != 14 or x[0] != y[0] or x[3:12] != y[3:12] or x[13] != y[13]:
+        return False
+    return x[1] == y[1] or "X" in (x[1], y[1])
 
 
 def to_json(f: Features) -> dict[str, Any]:
@@ -231,10 +235,6 @@ def _derived_roots(name: names_.ParsedName, birth_date: dt.date | None, sex: str
     return frozenset(roots[:MAX_ROOTS])
 
 
-def _without_maternal(root: str) -> str:
-    return root[:2] + root[3:12] + root[13:]
-
-
 def _no_maternal(root: str) -> bool:
     return root[2] == "X" and root[12] == "X"
 
@@ -307,7 +307,7 @@ def _country(address: Mapping[str, Any]) -> str:
 
 
 def _postal_code(address: Mapping[str, Any]) -> str:
-    code = "".join(c for c in _text(address.get("postalCode")).upper() if c.isalnum())
+    code = _NOT_ALNUM.sub("", _text(address.get("postalCode")).upper())
     if len(code) == 9 and code.isdigit() and _country(address) != "MX":
         return code[:5]  # ZIP+4: the ZIP is what both sides write
     return code

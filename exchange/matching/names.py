@@ -325,14 +325,29 @@ def given_words(given: tuple[str, ...]) -> tuple[str, ...]:
     )
 
 
+_LEADS = frozenset({"JOSE", "MARIA"})
+
+
+def lead(word: str) -> str:
+    """JOSE or MARIA when a folded given word is one of them, an abbreviation or a form of
+    them (`Ma`, `Mary`, `Joe`, `Pepe`); "" otherwise."""
+    if word in LEADING_GIVEN:
+        return "MARIA" if word.startswith("M") else "JOSE"
+    canonical = canonical_given(word)
+    return next(iter(canonical)) if len(canonical) == 1 and canonical <= _LEADS else ""
+
+
 def first_significant_given(given: tuple[str, ...]) -> str:
-    """The name a person goes by: a leading José/María is skipped when another follows."""
-    if len(given) > 1 and given[0] in LEADING_GIVEN:
+    """The name a person goes by: a leading José/María (or `Joe`, `Mary`: a US desk's form
+    of it) is skipped when another follows, as RENAPO skips it in the CURP."""
+    if len(given) > 1 and lead(given[0]):
         return given[1]
     return given[0] if given else ""
 
 
-@lru_cache(maxsize=1 << 16)
+# Small: a name string (family and given together) is nearly unique to a person, so a
+# bulk run would only churn a large cache; repeated writes of one patient still hit.
+@lru_cache(maxsize=4096)
 def parse_name(
     family: str,
     given: tuple[str, ...],
@@ -368,8 +383,10 @@ def parse_name(
     for reading, _ in readings:
         for part in (reading.paternal, reading.maternal, reading.married):
             surnames |= surname_words(part)
-    if partner:
-        surnames |= surname_words(fold_cached(partner))
+    # Every word of `family` and of a partner name too: a third surname, or the married
+    # name a sender left in `family` beside the extensions.
+    family_words = " ".join(w for w in fold_cached(family).split() if w not in SUFFIXES)
+    surnames |= surname_words(family_words) | surname_words(fold_cached(partner))
     unique = tuple(dict.fromkeys(readings))
     return ParsedName(
         given=unique[0][1],
@@ -389,7 +406,9 @@ def curp_parts(readings: tuple[tuple[Family, tuple[str, ...]], ...]) -> tuple[tu
         if not family.paternal:
             continue
         first = first_significant_given(given)
-        givens = [" ".join(given), *sorted(canonical_given(first) - {first})]
+        # `Joe Sebastian` is read as RENAPO reads `José Sebastián`: by SEBASTIAN.
+        words = (lead(given[0]), *given[1:]) if len(given) > 1 and lead(given[0]) else given
+        givens = [" ".join(words), *sorted(canonical_given(first) - {first})]
         for given_text in givens:
             letters, consonants = name_letters(family.paternal, family.maternal or None, given_text)
             for variant in _enye_variants(consonants):
@@ -397,9 +416,10 @@ def curp_parts(readings: tuple[tuple[Family, tuple[str, ...]], ...]) -> tuple[tu
     return tuple(parts)
 
 
-def _enye_variants(consonants: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _enye_variants(consonants: str) -> tuple[str, ...]:
     variants = [""]
     for char in consonants:
         options = (char, "X") if char == "N" else (char,)
         variants = [v + o for v in variants for o in options]
-    return variants
+    return tuple(variants)
