@@ -471,7 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=20_000, help="patients on each side")
     parser.add_argument("--overlap", type=float, default=0.4)
-    parser.add_argument("--seed", type=int, default=2026)
+    # Not a seed the shipped model was trained, validated or held out on (2026-2028).
+    parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--data", help="a folder border_pairs.py wrote (instead of --size)")
     parser.add_argument("--work", help="keep the data and links here (default: a temp folder)")
     parser.add_argument("--no-splink", action="store_true")
