@@ -37,6 +37,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -67,24 +68,91 @@ Pair = tuple[str, str]
 
 @dataclass(frozen=True)
 class Run:
-    seconds: float
-    peak_mb: float
+    seconds: float  # wall clock
+    cpu_seconds: float  # user + system, the child and the workers it waited for
+    peak_mb: float  # the child's own peak RSS (its largest process, with forked workers)
+    tree_mb: float  # peak of the summed PSS of the child and all its descendants
     returncode: int
     stderr: str
 
 
+class TreeMemory:
+    """Samples the proportional set size (PSS: shared pages split between the processes
+    sharing them) of a process and all its descendants, keeping the peak of the sum: the
+    memory a run with forked workers really takes, which `ru_maxrss` (one process) does
+    not tell. Linux /proc only; 0 elsewhere."""
+
+    def __init__(self, root: int, interval: float = 0.1) -> None:
+        self.root, self.interval, self.peak_kb = root, interval, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            total = sum(_pss_kb(pid) for pid in _process_tree(self.root))
+            self.peak_kb = max(self.peak_kb, total)
+            self._stop.wait(self.interval)
+
+
+def _process_tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry.name}/stat").read_text()
+        except OSError:
+            continue
+        parent = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(parent, []).append(int(entry.name))
+    tree, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, ()))
+    return tree
+
+
+def _pss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        return 0
+    return 0
+
+
 def run_child(command: Sequence[str | Path], log: Path) -> Run:
-    """Run `command` to the end; its wall time and its own peak RSS (`wait4` gives the
-    rusage of that one child, which `RUSAGE_CHILDREN` would mix across children)."""
+    """Run `command` to the end: its wall and CPU time, its own peak RSS (`wait4` gives the
+    rusage of that one child, where `RUSAGE_CHILDREN` would mix all children) and the
+    peak memory of its whole process tree."""
     with log.open("w+", encoding="utf-8") as err:
         started = time.perf_counter()
         process = subprocess.Popen([str(c) for c in command], stdout=err, stderr=err)
-        _, status, usage = os.wait4(process.pid, 0)
+        with TreeMemory(process.pid) as memory:
+            _, status, usage = os.wait4(process.pid, 0)
         seconds = time.perf_counter() - started
         process.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read()[-4000:]
-    return Run(seconds, usage.ru_maxrss / 1024, process.returncode, tail)
+    return Run(
+        seconds,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+        memory.peak_kb / 1024,
+        process.returncode,
+        tail,
+    )
 
 
 def puente_link_available() -> bool:
@@ -109,8 +177,7 @@ class Row:
     f1: float
     certain_precision: float | None = None
     certain_recall: float | None = None
-    seconds: float | None = None
-    peak_mb: float | None = None
+    run: Run | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -175,8 +242,7 @@ def puente_row(
         f1,
         certain_precision,
         certain_recall,
-        run.seconds,
-        run.peak_mb,
+        run,
     )
     row.notes.extend(_mistakes("certain", certain - truth, hard))
     row.notes.extend(_mistakes("probable", (linked - certain) - truth, hard))
@@ -356,8 +422,7 @@ def splink_rows(label: str, folder: Path, truth: set[Pair]) -> list[Row]:
             precision,
             recall,
             f1,
-            seconds=run.seconds,
-            peak_mb=run.peak_mb,
+            run=run,
         ),
         Row(
             f"Splink ≥ {threshold:.3f} (best F1)",
@@ -441,10 +506,14 @@ def border_data(args: argparse.Namespace, work: Path) -> Path:
 
 
 def table(rows: Iterable[Row]) -> Table:
-    grid = Table(title="Patient linkage: certain + probable links against the truth")
+    grid = Table(
+        title="Patient linkage: certain + probable links against the truth",
+        caption="wall s: elapsed; CPU s: user + system of the run and its workers; RSS MB: "
+        "peak of its largest process (ru_maxrss); tree MB: peak PSS of all its processes",
+    )
     for header in ("system", "data", "links", "precision", "recall", "F1"):
         grid.add_column(header, justify="left" if header in ("system", "data") else "right")
-    for header in ("certain P", "certain R", "time s", "peak MB", "notes"):
+    for header in ("certain P", "certain R", "wall s", "CPU s", "RSS MB", "tree MB", "notes"):
         grid.add_column(header, justify="left" if header == "notes" else "right")
 
     def number(value: float | None, digits: int) -> str:
@@ -460,8 +529,16 @@ def table(rows: Iterable[Row]) -> Table:
             number(row.f1, 4),
             number(row.certain_precision, 4),
             number(row.certain_recall, 4),
-            number(row.seconds, 1),
-            number(row.peak_mb, 0),
+            *(
+                (
+                    number(row.run.seconds, 1),
+                    number(row.run.cpu_seconds, 1),
+                    number(row.run.peak_mb, 0),
+                    number(row.run.tree_mb, 0),
+                )
+                if row.run
+                else ("", "", "", "")
+            ),
             "; ".join(row.notes),
         )
     return grid

@@ -106,11 +106,17 @@ def test_flatten_gives_splink_plain_columns() -> None:
 
 def test_a_child_is_measured_on_its_own(tmp_path: Path) -> None:
     run = run_child(
-        [sys.executable, "-c", "x = bytearray(150 * 1024 * 1024); print('done')"],
+        [
+            sys.executable,
+            "-c",
+            "import time; x = b'x' * (150 * 1024 * 1024); time.sleep(0.5); print('done')",
+        ],
         tmp_path / "child.log",
     )
     assert run.returncode == 0
     assert run.peak_mb >= 150
+    assert run.tree_mb >= 100  # sampled: the allocation may end between two samples
+    assert run.cpu_seconds >= 0
     assert "done" in run.stderr
     failed = run_child([sys.executable, "-c", "raise SystemExit(3)"], tmp_path / "fail.log")
     assert failed.returncode == 3
