@@ -195,6 +195,36 @@ def labelled(session: Session, rows: Sequence[tuple[int, dict[str, Any]]]) -> li
     return [with_labels(content, found.get(pk, ())) for pk, content in rows]
 
 
+def versions_labelled(
+    session: Session, versions: Sequence[tuple[int, int, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """(pk, version, content) of stored versions as `vread` and history show them. The
+    current version has the stored labels; a past one the labels of its own codes (a code
+    it had and the current version dropped still labels it) with the resource's current
+    Part 2 flag, computed here because only the current version's labels are kept."""
+    pks = sorted({pk for pk, _, _ in versions})
+    if not pks:
+        return []
+    rows = session.execute(
+        select(StoredResource.pk, StoredResource.version).where(StoredResource.pk.in_(pks))
+    )
+    current: dict[int, int] = {pk: int(version) for pk, version in rows}
+    flags = session.execute(
+        select(LabelState.resource_pk, LabelState.part2).where(LabelState.resource_pk.in_(pks))
+    )
+    part2: dict[int, bool] = {pk: bool(flag) for pk, flag in flags}
+    stored = labels_of(session, (pk for pk, version, _ in versions if current.get(pk) == version))
+    shown = []
+    for pk, version, content in versions:
+        if current.get(pk) == version:
+            codings = stored.get(pk, [])
+        else:
+            found = labels_for(content, part2_program=part2.get(pk, False))
+            codings = [{"system": label.system, "code": label.code} for label in sorted(found)]
+        shown.append(with_labels(content, codings))
+    return shown
+
+
 def stale_pks(session: Session, *, after: int, limit: int, version: str | None = None) -> list[int]:
     """Up to `limit` pks above `after` of live resources labelled under another lists
     version than `version` (the shipped one by default), or never labelled."""
