@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from consent.labels import CodeLists, compile_lists, labels_for, lists_version, shipped_lists
 from consent.models import LabelState, Part2Program, ResourceLabel
 from exchange.models import StoredResource
+from puente.audit import service as audit
 
 SENDER = "sender"
 COMPUTED = "puente"
@@ -250,7 +251,9 @@ def relabel_pks(session: Session, pks: Sequence[int], *, lists: CodeLists | None
     rows = session.execute(
         select(
             StoredResource.pk, StoredResource.res_type, StoredResource.content, StoredResource.owner
-        ).where(StoredResource.pk.in_(list(pks)))
+        )
+        .where(StoredResource.pk.in_(list(pks)))
+        .with_for_update()  # a writer of one of them waits, or is waited for
     ).all()
     label_written(session, resources=[Written(*row) for row in rows], lists=lists)
     session.flush()
@@ -282,6 +285,14 @@ def add_part2_program(
     if session.get(Part2Program, (owner, reference)) is not None:
         return False
     session.add(Part2Program(owner=owner, reference=reference, created_at=now, created_by=actor))
+    audit.append(
+        session,
+        event_type="security-admin",
+        subtype="part2-program",
+        action="C",
+        agent=actor,
+        entities=[f"{owner}:{reference}"],
+    )
     mark_stale(session, owner=owner)
     session.flush()
     return True

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from puente.cli import accounts, audit, exchange, outbox, server
+from puente.cli import accounts, audit, consent, exchange, outbox, server
 
 app = typer.Typer(
     name="puente",
@@ -21,6 +21,7 @@ accounts.register(app)
 audit.register(app)
 exchange.register(app)
 outbox.register(app)
+consent.register(app)
 
 
 def main() -> None:

@@ -5,21 +5,27 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from consent import service as labelling
 from consent.codes import ACT_CODE, CONFIDENTIALITY, ICD10, ICD10_CM
 from consent.labels import LISTS, compile_lists
+from consent.tasks import relabel_stale
 from exchange import store
 from exchange.models import ResourceVersion, StoredResource
-from puente.db import utcnow
+from puente.auth import service as auth
+from puente.cli import app
+from puente.db import session_factory, utcnow
 from tests.factories import bearer, fhir_json
 
 HGCJ = bearer("system", "hgcj")
 UMCEP = bearer("system", "umcep")
 SNOMED = "http://snomed.info/sct"
+runner = CliRunner()
 
 
 def _condition(res_id: str, system: str, code: str, **fields: Any) -> dict[str, Any]:
@@ -202,3 +208,57 @@ def test_import_path_labels_too(db: Session) -> None:
     assert _labels(db, loaded[("Condition", "hgcj-c9")]) == {HIV}
     assert _labels(db, loaded[("Condition", "hgcj-c10")]) == set()
     assert labelling.stale_pks(db, after=0, limit=10) == []
+
+
+def test_relabel_task_and_cli_recompute_stale_labels_in_batches(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    headers = {**HGCJ, **fhir_json()}
+    for n in range(3):
+        code = "J45" if n else "B20"
+        client.put(
+            f"/fhir/Condition/hgcj-r{n}",
+            json=_condition(f"hgcj-r{n}", ICD10, code),
+            headers=headers,
+        )
+    changed = compile_lists(
+        LISTS.read_text(encoding="utf-8") + f'{ICD10},J45,,prefix,PSY,include,"test row"\n'
+    )
+    monkeypatch.setattr(labelling, "shipped_lists", lambda: changed)
+    monkeypatch.setattr(labelling, "lists_version", lambda: changed.version)
+    assert relabel_stale(batch=2) == 3
+    assert relabel_stale(batch=2) == 0
+    read = client.get("/fhir/Condition/hgcj-r1", headers=HGCJ).json()
+    assert (ACT_CODE, "PSY") in _security(read)
+    assert read["meta"]["versionId"] == "1"
+    assert client.get("/fhir/Condition/hgcj-r1/_history", headers=HGCJ).json()["total"] == 1
+    monkeypatch.undo()
+    result = runner.invoke(app, ["consent", "relabel", "--batch", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("relabelled 3 resources")
+    assert (ACT_CODE, "PSY") not in _security(
+        client.get("/fhir/Condition/hgcj-r1", headers=HGCJ).json()
+    )
+
+
+def test_cli_marks_a_part2_program_and_relabels_what_it_already_sent(client: TestClient) -> None:
+    with session_factory()() as session:
+        auth.add_system(session, code="umcep", name="UMC", country="US")
+        session.commit()
+    encounter = _encounter("umcep-e9", "HealthcareService/umcep-sud")
+    client.put("/fhir/Encounter/umcep-e9", json=encounter, headers={**UMCEP, **fhir_json()})
+    assert not PART2 & _security(client.get("/fhir/Encounter/umcep-e9", headers=UMCEP).json())
+    bad = runner.invoke(app, ["consent", "part2", "add", "Patient/x", "--system", "umcep"])
+    assert bad.exit_code == 2
+    unknown = runner.invoke(
+        app, ["consent", "part2", "add", "HealthcareService/umcep-sud", "--system", "nope"]
+    )
+    assert unknown.exit_code == 2
+    args = ["consent", "part2", "add", "HealthcareService/umcep-sud", "--system", "umcep"]
+    added = runner.invoke(app, args)
+    assert added.exit_code == 0, added.output
+    assert "relabelled 1 resources" in added.output
+    shown = client.get("/fhir/Encounter/umcep-e9", headers=UMCEP).json()
+    assert _security(shown) >= PART2
+    assert shown["meta"]["versionId"] == "1"
+    assert "already" in runner.invoke(app, args).output
