@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session
 
+from consent import service as labelling
 from exchange import store
 from exchange.models import ResourceVersion
 from exchange.resources import DIRECTORY_TYPES, STORE_TYPES
@@ -47,6 +48,8 @@ class HistoryRequest:
 class HistoryPage:
     versions: list[ResourceVersion]
     total: int
+    # (pk, version) -> the content shown: the version with its security labels merged
+    shown: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
 
 
 def _bad(name: str, key: str = N_("error.search_value_invalid")) -> InvalidRequest:
@@ -107,7 +110,11 @@ def _page(session: Session, statement: Select[Any], request: HistoryRequest) -> 
         ResourceVersion.version.desc(),
     )
     rows = session.scalars(ordered.offset(request.offset).limit(request.count)).all()
-    return HistoryPage(list(rows), int(total))
+    live = [(v.resource_pk, v.version, v.content) for v in rows if v.content is not None]
+    shown = labelling.versions_labelled(session, live)
+    return HistoryPage(
+        list(rows), int(total), {(p, v): c for (p, v, _), c in zip(live, shown, strict=True)}
+    )
 
 
 def instance_history(
@@ -147,13 +154,15 @@ def system_history(session: Session, caller: Caller, *, request: HistoryRequest)
     return _page(session, statement, request)
 
 
-def _entry(version: ResourceVersion, fhir_base: str) -> dict[str, Any]:
+def _entry(
+    version: ResourceVersion, shown: dict[str, Any] | None, fhir_base: str
+) -> dict[str, Any]:
     reference = f"{version.res_type}/{version.res_id}"
     method = version.method
     status = _STATUS.get(method) or ("201 Created" if version.version == 1 else "200 OK")
     entry: dict[str, Any] = {"fullUrl": f"{fhir_base}/{reference}"}
-    if not version.deleted and version.content is not None:
-        entry["resource"] = version.content
+    if not version.deleted and shown is not None:
+        entry["resource"] = shown
     entry["request"] = {
         "method": method,
         "url": version.res_type if method == "POST" else reference,
@@ -186,5 +195,7 @@ def history_bundle(
         "link": links,
     }
     if page.versions:
-        bundle["entry"] = [_entry(v, fhir_base) for v in page.versions]
+        bundle["entry"] = [
+            _entry(v, page.shown.get((v.resource_pk, v.version)), fhir_base) for v in page.versions
+        ]
     return bundle

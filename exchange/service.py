@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.orm import Session
 
+from consent import service as labelling
 from exchange import query, store
 from exchange.models import PUENTE_OWNER, ResourceVersion, StoredResource
 from exchange.resources import DIRECTORY_TYPES, STORE_TYPES
@@ -75,7 +76,8 @@ def read(session: Session, caller: Caller, *, resource_type: str, res_id: str) -
         raise NotFound(resource_type=resource_type, res_id=res_id[:64])
     if stored.deleted or stored.content is None:
         raise Gone(resource_type=resource_type)
-    return Found(stored.content, stored.version, stored.last_updated)
+    (content,) = labelling.labelled(session, [(stored.pk, stored.content)])
+    return Found(content, stored.version, stored.last_updated)
 
 
 def vread(
@@ -91,7 +93,8 @@ def vread(
         raise NotFound(N_("error.version_not_found"), version=version)
     if row.deleted or row.content is None:
         raise Gone(resource_type=resource_type)
-    return Found(row.content, row.version, row.last_updated)
+    (content,) = labelling.versions_labelled(session, [(stored.pk, row.version, row.content)])
+    return Found(content, row.version, row.last_updated)
 
 
 def _search_params(resource_type: str) -> tuple[SearchParam, ...] | None:
@@ -137,8 +140,8 @@ def _extras(
     for stored in found:
         if stored.pk not in seen and stored.content is not None:
             seen.add(stored.pk)
-            extras.append(stored.content)
-    return extras
+            extras.append((stored.pk, stored.content))
+    return labelling.labelled(session, extras)
 
 
 def search(
@@ -157,7 +160,9 @@ def search(
         return SearchResult([], total)
     found = query.page(session, base, resource_type=resource_type, request=request)
     extras = _extras(session, caller, resource_type, request, found.rows)
-    resources = [r.content for r in found.rows if r.content is not None]
+    resources = labelling.labelled(
+        session, [(r.pk, r.content) for r in found.rows if r.content is not None]
+    )
     if request.elements:
         # R4 3.1.1.5.9: "The list of elements does not apply to included resources": the
         # included ones stay whole, so a client can still tell who a match's subject is.

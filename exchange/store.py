@@ -12,6 +12,7 @@ from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from consent import service as labelling
 from exchange import indexing
 from exchange.models import (
     DateIndex,
@@ -207,6 +208,10 @@ def _record(session: Session, stored: StoredResource, method: str) -> None:
         )
     )
     _index(session, stored, fresh=stored.version == 1)
+    labelling.label_written(
+        session,
+        resources=[labelling.Written(stored.pk, stored.res_type, stored.content, stored.owner)],
+    )
     session.flush()
 
 
@@ -342,6 +347,13 @@ def create_many(
     for table, rows in index.items():
         if rows:
             session.execute(insert(table), rows, execution_options=_ALL_COLUMNS)
+    labelling.label_written(
+        session,
+        resources=[
+            labelling.Written(pk, r["res_type"], r["content"], owner)
+            for pk, r in zip(pks, resources, strict=True)
+        ],
+    )
 
 
 def delete_current(session: Session, stored: StoredResource) -> bool:

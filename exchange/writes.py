@@ -18,8 +18,9 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
+from consent import service as labelling
 from exchange import query, store
 from exchange.models import StoredResource
 from exchange.resources import DIRECTORY_TYPES
@@ -56,10 +57,14 @@ def _written(
     before: dict[str, Any] | None = None,
 ) -> Written:
     about = stored.content if stored.content is not None else before
+    session = object_session(stored)
+    shown = stored.content
+    if shown is not None and session is not None:
+        (shown,) = labelling.labelled(session, [(stored.pk, shown)])
     return Written(
         stored.res_type,
         stored.res_id,
-        stored.content,
+        shown,
         stored.version,
         stored.last_updated,
         created,

@@ -63,6 +63,7 @@ def _make_celery() -> Celery:
             "puente.audit.tasks",
             "puente.auth.tasks",
             "puente.notify.tasks",
+            "consent.tasks",
             "exchange.tasks",
         ),
     )
