@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import and_, delete, insert, or_, select
@@ -82,10 +83,22 @@ def index_values_of(
     """The index rows of one resource's content, per index table, as tuples of column
     values (`INDEX_COLUMNS`): built once per index row, many per resource written."""
     rows: dict[Any, list[tuple[Any, ...]]] = {table: [] for table in _INDEX_TABLES}
-    for param in _params_for(res_type):
+    elements = content.keys()
+    for param, heads in _indexed(res_type):
+        if heads.isdisjoint(elements):
+            continue  # none of the parameter's elements is there: most are absent
         for row in indexing.index_rows(content, param):
             rows[_TABLE_OF_ROW[type(row)]].append((pk, res_type, param.name, *row))
     return rows
+
+
+@lru_cache(maxsize=256)
+def _indexed(res_type: str) -> tuple[tuple[SearchParam, frozenset[str]], ...]:
+    """A type's search parameters, each with the top-level elements its paths start at."""
+    return tuple(
+        (param, frozenset(path.split(".", 1)[0] for path in param.paths))
+        for param in _params_for(res_type)
+    )
 
 
 def index_rows_of(
