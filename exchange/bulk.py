@@ -125,6 +125,17 @@ def in_reference_order_lines(lines: Iterable[SourceLine]) -> list[SourceLine]:
     return sorted(lines, key=lambda line: _rank(_resource_type(line.text)))
 
 
+def in_reference_order_parsed(
+    lines: Iterable[SourceLine],
+) -> tuple[list[SourceLine], list[Any]]:
+    """`in_reference_order_lines`, and beside each line its JSON (None when it is not
+    JSON) for `import_lines`: each line parsed once."""
+    read = list(lines)
+    surveyed = [survey(line.text) for line in read]
+    order = sorted(range(len(read)), key=lambda i: surveyed[i][1])
+    return [read[i] for i in order], [surveyed[i][0] for i in order]
+
+
 def in_reference_order(paths: Iterable[Path]) -> list[SourceLine]:
     """Every line of every file, referenced types first; file and line order otherwise."""
     return in_reference_order_lines(line for path in paths for line in read_file(path))
