@@ -95,6 +95,8 @@ class BackendCpu:
                 for pid in pids:
                     try:
                         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    except FileNotFoundError:
+                        continue  # it ended between the query and the read (or runs elsewhere)
                     except OSError:
                         self.readable = False
                         continue
