@@ -5,8 +5,11 @@ Generates the synthetic scenario with enough patients that one hospital (hgcj) h
 (`json.loads`) and validates (`exchange.validation.validate`) those lines, (b) the wall
 clock throughput of `puente import FOLDER --system hgcj` as a separate process (start-up,
 reading and planning included) on a fresh PostgreSQL database, and (c) the ratio (b)/(a).
-A second import of the same folder (everything unchanged) is timed too. Loopback only;
-drops its database and files.
+A second import of the same folder (everything unchanged) is timed too. CPU seconds per
+1,000 resources are printed beside the rates, less noisy than wall clock on a shared
+machine: of the parse and validate loop, of `puente import` and its worker processes, and
+(when the server runs on this machine and its processes can be read) of the PostgreSQL
+backends serving the import. Loopback only; drops its database and files.
 
     python benchmarks/import_throughput.py [--database-url URL] [--patients 19200]
         [--workers N]
@@ -17,11 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import secrets
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -29,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import DEFAULT_SERVER, PUENTE, environment, fresh_database, prepare
 
 
-def parse_and_validate_rate(folder: Path) -> tuple[int, float]:
+def parse_and_validate_rate(folder: Path) -> tuple[int, float, float]:
+    """Lines, lines per second, and CPU seconds of the loop."""
     from exchange.validation import validate
 
     texts = [
@@ -38,24 +45,100 @@ def parse_and_validate_rate(folder: Path) -> tuple[int, float]:
         for line in path.read_text("utf-8").splitlines()
         if line.strip()
     ]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     for text in texts:
         validate(json.loads(text))
-    return len(texts), len(texts) / (time.perf_counter() - started)
+    return (
+        len(texts),
+        len(texts) / (time.perf_counter() - started),
+        time.process_time() - cpu,
+    )
 
 
-def timed_import(folder: Path, env: dict[str, str], workers: int | None) -> tuple[float, str]:
+class BackendCpu:
+    """CPU seconds of the PostgreSQL backends connected to one database, read from /proc
+    every 0.1 s while they live (a backend's last tenth of a second may be missed); None
+    when the server's processes cannot be read (another machine, another user)."""
+
+    def __init__(self, database_url: str) -> None:
+        from sqlalchemy import create_engine
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.pool import NullPool
+
+        url = make_url(database_url)
+        self.name = url.database
+        self.engine = create_engine(url.set(database="postgres"), poolclass=NullPool)
+        self.seen: dict[int, float] = {}
+        self.readable = True
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> BackendCpu:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.engine.dispose()
+
+    def _poll(self) -> None:
+        from sqlalchemy import text
+
+        tick = os.sysconf("SC_CLK_TCK")
+        with self.engine.connect() as conn:
+            while not self.stop.is_set():
+                pids = conn.execute(
+                    text("SELECT pid FROM pg_stat_activity WHERE datname = :name"),
+                    {"name": self.name},
+                ).scalars()
+                for pid in pids:
+                    try:
+                        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                    except FileNotFoundError:
+                        continue  # it ended between the query and the read (or runs elsewhere)
+                    except OSError:
+                        self.readable = False
+                        continue
+                    self.seen[pid] = (int(fields[11]) + int(fields[12])) / tick
+                conn.rollback()
+                time.sleep(0.1)
+
+    @property
+    def seconds(self) -> float | None:
+        return sum(self.seen.values()) if self.readable and self.seen else None
+
+
+@dataclass(frozen=True)
+class Timed:
+    seconds: float  # wall clock
+    cpu: float  # `puente import` and its worker processes
+    database_cpu: float | None  # the PostgreSQL backends serving it
+    summary: str
+
+
+def timed_import(
+    folder: Path, env: dict[str, str], database_url: str, workers: int | None
+) -> Timed:
     command = [str(PUENTE), "import", str(folder), "--system", "hgcj", "--quiet"]
     if workers:
         command += ["--workers", str(workers)]
-    started = time.perf_counter()
-    done = subprocess.run(
-        command, check=False, env=env, capture_output=True, text=True, timeout=1800
-    )
-    seconds = time.perf_counter() - started
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with BackendCpu(database_url) as backends:
+        started = time.perf_counter()
+        done = subprocess.run(
+            command, check=False, env=env, capture_output=True, text=True, timeout=1800
+        )
+        seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise RuntimeError(f"puente import failed:\n{done.stdout}\n{done.stderr[-2000:]}")
-    return seconds, done.stdout.strip().splitlines()[-1]
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    return Timed(seconds, cpu, backends.seconds, done.stdout.strip().splitlines()[-1])
+
+
+def per_thousand(seconds: float | None, count: int) -> str:
+    return "n/a" if seconds is None else f"{seconds * 1000 / count:.3f}"
 
 
 def main() -> int:
@@ -69,25 +152,33 @@ def main() -> int:
     secret_key = secrets.token_urlsafe(48)
     with tempfile.TemporaryDirectory(prefix="puente-bench-") as scratch:
         folder = write_ndjson(generate(patients_per_hospital=args.patients), Path(scratch))["hgcj"]
-        count, validate_rate = parse_and_validate_rate(folder)
+        count, validate_rate, validate_cpu = parse_and_validate_rate(folder)
         with fresh_database(args.database_url, "import") as database_url:
             prepare(database_url, secret_key)
             env = os.environ | environment(database_url, secret_key)
-            first, summary = timed_import(folder, env, args.workers)
-            again, summary_again = timed_import(folder, env, args.workers)
-    rate = count / first
+            first = timed_import(folder, env, database_url, args.workers)
+            again = timed_import(folder, env, database_url, args.workers)
+    rate = count / first.seconds
     workers = args.workers or os.cpu_count()
     print(f"import throughput: {count} hgcj resources ({args.patients} patients), PostgreSQL")
-    print(f"(a) json.loads + validate, one process: {validate_rate:8.0f} resources/s")
+    print(
+        f"(a) json.loads + validate, one process: {validate_rate:8.0f} resources/s "
+        f"(CPU s per 1,000: {per_thousand(validate_cpu, count)})"
+    )
     print(
         f"(b) puente import --workers {workers}:       {rate:8.0f} resources/s "
-        f"({first:.1f} s wall clock; {summary})"
+        f"({first.seconds:.1f} s wall clock; {first.summary})"
     )
     print(f"(c) ratio (b)/(a):                      {rate / validate_rate:8.2f}")
     print(
-        f"    import again (all unchanged):       {count / again:8.0f} resources/s "
-        f"({again:.1f} s; {summary_again})"
+        f"    import again (all unchanged):       {count / again.seconds:8.0f} resources/s "
+        f"({again.seconds:.1f} s; {again.summary})"
     )
+    for label, timed in (("import", first), ("import again", again)):
+        print(
+            f"    CPU s per 1,000 resources, {label}: puente {per_thousand(timed.cpu, count)}, "
+            f"PostgreSQL backends {per_thousand(timed.database_cpu, count)}"
+        )
     return 0
 
 

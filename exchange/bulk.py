@@ -125,6 +125,17 @@ def in_reference_order_lines(lines: Iterable[SourceLine]) -> list[SourceLine]:
     return sorted(lines, key=lambda line: _rank(_resource_type(line.text)))
 
 
+def in_reference_order_parsed(
+    lines: Iterable[SourceLine],
+) -> tuple[list[SourceLine], list[Any]]:
+    """`in_reference_order_lines`, and beside each line its JSON (None when it is not
+    JSON) for `import_lines`: each line parsed once."""
+    read = list(lines)
+    surveyed = [survey(line.text) for line in read]
+    order = sorted(range(len(read)), key=lambda i: surveyed[i][1])
+    return [read[i] for i in order], [surveyed[i][0] for i in order]
+
+
 def in_reference_order(paths: Iterable[Path]) -> list[SourceLine]:
     """Every line of every file, referenced types first; file and line order otherwise."""
     return in_reference_order_lines(line for path in paths for line in read_file(path))
@@ -137,11 +148,16 @@ def _identifier_criteria(resource: dict[str, Any]) -> list[tuple[str, str]]:
     return []
 
 
-def _parse(line: SourceLine) -> dict[str, Any]:
-    try:
-        resource = json.loads(line.text)
-    except json.JSONDecodeError as exc:
-        raise InvalidResource(N_("error.import_line_not_json")) from exc
+def _parse(line: SourceLine, parsed: Any = None) -> dict[str, Any]:
+    """The line's resource; `parsed` is its JSON when the caller parsed it already (None:
+    parse the text here)."""
+    if parsed is not None:
+        resource = parsed
+    else:
+        try:
+            resource = json.loads(line.text)
+        except json.JSONDecodeError as exc:
+            raise InvalidResource(N_("error.import_line_not_json")) from exc
     if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
         raise InvalidResource(N_("error.resource_type_missing"))
     return resource
@@ -261,17 +277,23 @@ def _check(caller: Caller, line: SourceLine, resource: dict[str, Any]) -> _Check
 
 
 def import_lines(
-    session: Session, caller: Caller, lines: Iterable[SourceLine], report: ImportReport
+    session: Session,
+    caller: Caller,
+    lines: Iterable[SourceLine],
+    report: ImportReport,
+    parsed: Iterable[Any] | None = None,
 ) -> None:
     """Every line as `import_line` writes it, in order. Runs of lines with ids are written
     together (`_write_run`); a line without one, or a second line of one resource, first
-    writes the run before it."""
+    writes the run before it. `parsed`, when given, holds each line's JSON as `survey`
+    parsed it (None: parse the text), so that no line is parsed twice."""
     run: list[_Checked] = []
     keys: set[tuple[str, str]] = set()
+    values = iter(parsed) if parsed is not None else None
     for line in lines:
         report.read += 1
         try:
-            resource = _parse(line)
+            resource = _parse(line, next(values) if values is not None else None)
         except PuenteError as exc:
             run.append(_Checked(line, error=exc))
             continue
@@ -330,34 +352,44 @@ def _groups(touches: list[list[tuple[str, ...]]]) -> list[int]:
     return [find(i) for i in range(len(touches))]
 
 
-def plan(paths: Iterable[Path], size: int) -> tuple[list[SourceLine], list[list[list[int]]]]:
-    """Every line of every file in reference order (as `in_reference_order`), and their
-    positions in batches of about `size`, one list of batches per reference rank.
+def survey(text: str) -> tuple[Any, int, list[tuple[str, ...]]]:
+    """A line's JSON (None when it is not JSON), its reference rank, and what its write may
+    touch (`_touches`): all `arrange` needs, from the one parse of the line."""
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        return None, _rank(""), []
+    if not isinstance(parsed, dict):
+        return parsed, _rank(""), []
+    return parsed, _rank(parsed.get("resourceType", "")), _touches(parsed)
 
-    Lines that could meet (one resource, or a shared identifier) are in one batch in their
-    order, so the batches of one rank can be imported at once, in any order, and store what
-    importing the lines one by one would. Each line is parsed once here.
+
+def arrange(
+    ranks: list[int],
+    touches: list[list[tuple[str, ...]]],
+    size: int,
+    holders: list[int] | None = None,
+) -> list[dict[int, list[list[int]]]]:
+    """Batches of about `size` lines: per reference rank, per holder (the process that
+    parsed the line; all 0 without `holders`), lists of line positions.
+
+    Lines are taken in reference order (rank, then position). Lines that could meet (one
+    resource, or a shared identifier) are in one batch in that order, with the holder of
+    the first of them, so the batches of one rank can be imported at once, in any order,
+    and store what importing the lines one by one would.
     """
-    read = [line for path in paths for line in read_file(path)]
-    parsed: list[Any] = []
-    for line in read:
-        try:
-            parsed.append(json.loads(line.text))
-        except json.JSONDecodeError:
-            parsed.append(None)
-    ranks = [_rank(p.get("resourceType", "")) if isinstance(p, dict) else _rank("") for p in parsed]
-    order = sorted(range(len(read)), key=ranks.__getitem__)
-    lines = [read[i] for i in order]
-    groups = _groups([_touches(parsed[i]) for i in order])
-    by_rank: dict[int, dict[int, list[int]]] = {}
-    for position, i in enumerate(order):
-        by_rank.setdefault(ranks[i], {}).setdefault(groups[position], []).append(position)
-    batches: list[list[list[int]]] = []
-    for rank in sorted(by_rank):
-        packed: list[list[int]] = [[]]
-        for members in by_rank[rank].values():
+    order = sorted(range(len(ranks)), key=lambda p: (ranks[p], p))
+    groups = _groups([touches[p] for p in order])
+    members_by_rank: dict[int, dict[int, list[int]]] = {}
+    for index, p in enumerate(order):
+        members_by_rank.setdefault(ranks[p], {}).setdefault(groups[index], []).append(p)
+    arranged: list[dict[int, list[list[int]]]] = []
+    for rank in sorted(members_by_rank):
+        per_holder: dict[int, list[list[int]]] = {}
+        for members in members_by_rank[rank].values():
+            packed = per_holder.setdefault(holders[members[0]] if holders else 0, [[]])
             if packed[-1] and len(packed[-1]) + len(members) > size:
                 packed.append([])
             packed[-1].extend(members)
-        batches.append([sorted(batch) for batch in packed])
-    return lines, batches
+        arranged.append({h: [sorted(b) for b in batches] for h, batches in per_holder.items()})
+    return arranged

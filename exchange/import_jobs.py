@@ -176,6 +176,7 @@ class Run:
     job_id: str
     caller: Caller
     lines: list[bulk.SourceLine]  # in reference order; a batch is a slice of it
+    parsed: list[Any]  # each line's JSON, parsed once (None: not JSON)
 
 
 def _locked(session: Session, job_id: str) -> ImportJob | None:
@@ -199,9 +200,9 @@ def begin(session: Session, *, job_id: str) -> Run | None:
     job.status = RUNNING
     payload = session.scalar(select(ImportJob.payload).where(ImportJob.id == job_id))
     caller = auth.system_caller(system, scopes=scope_text.parse_many(job.scopes))
-    lines = bulk.in_reference_order_lines(source_lines(payload or b""))
+    lines, parsed = bulk.in_reference_order_parsed(source_lines(payload or b""))
     session.flush()
-    return Run(job_id, caller, lines)
+    return Run(job_id, caller, lines, parsed)
 
 
 def run_batch(session: Session, *, run: Run) -> bool:
@@ -210,8 +211,9 @@ def run_batch(session: Session, *, run: Run) -> bool:
     if job is None or job.status != RUNNING:
         return False
     batch = run.lines[job.lines_done : job.lines_done + BATCH]
+    parsed = run.parsed[job.lines_done : job.lines_done + BATCH]
     report = bulk.ImportReport()
-    bulk.import_lines(session, run.caller, batch, report)
+    bulk.import_lines(session, run.caller, batch, report, parsed)
     for error in report.errors:
         session.add(
             ImportJobError(
@@ -224,7 +226,7 @@ def run_batch(session: Session, *, run: Run) -> bool:
     job.updated_count += report.updated
     job.unchanged_count += report.unchanged
     job.rejected_count += len(report.errors)
-    _audit_batch(session, run.caller, batch, report)
+    _audit_batch(session, run.caller, batch, parsed, report)
     if job.lines_done >= len(run.lines):
         _finish(session, job, COMPLETED)
     session.flush()
@@ -245,17 +247,21 @@ def _finish(session: Session, job: ImportJob, status: str) -> None:
 
 
 def _audit_batch(
-    session: Session, caller: Caller, batch: list[bulk.SourceLine], report: bulk.ImportReport
+    session: Session,
+    caller: Caller,
+    batch: list[bulk.SourceLine],
+    parsed: list[Any],
+    report: bulk.ImportReport,
 ) -> None:
     if report.stored == 0:
         return
     rejected = {error.line for error in report.errors}
     entities: list[str] = []
     patients: list[str] = []
-    for line in batch:
+    for line, resource in zip(batch, parsed, strict=True):
         if line.line in rejected or len(entities) >= AUDIT_REFERENCES:
             continue
-        reference, patient = _references(line.text)
+        reference, patient = _references(resource)
         if reference:
             entities.append(reference)
         if patient and len(patients) < AUDIT_REFERENCES:
@@ -271,12 +277,8 @@ def _audit_batch(
     )
 
 
-def _references(text: str) -> tuple[str | None, str | None]:
+def _references(resource: Any) -> tuple[str | None, str | None]:
     """`Type/id` of a line's resource (when it carries an id) and of its patient."""
-    try:
-        resource = json.loads(text)
-    except ValueError:
-        return None, None
     if not isinstance(resource, dict):
         return None, None
     kind, res_id = resource.get("resourceType"), resource.get("id")

@@ -70,10 +70,9 @@ def import_command(
             caller = auth.system_caller(registered)
     except PuenteError as exc:
         fail(exc)
-    lines, batches = bulk.plan(files, BATCH)
+    lines = [line for file in files for line in bulk.read_file(file)]
     if get_settings().database_url.startswith("sqlite"):
         workers = 1  # SQLite takes one writer at a time: more processes would only wait
-    workers = min(workers or os.cpu_count() or 1, max((len(rank) for rank in batches), default=1))
     report = bulk.ImportReport()
     console = Console(stderr=True)
     with Progress(
@@ -88,17 +87,14 @@ def import_command(
         transient=False,
     ) as progress:
         task = progress.add_task("import", total=len(lines))
-        if workers > 1:
-            parallel_import.run(
-                caller, lines, batches, report, workers=workers,
-                advance=lambda done: progress.advance(task, done),
-            )  # fmt: skip
-        else:
-            for start in range(0, len(lines), BATCH):
-                batch = lines[start : start + BATCH]
-                with unit_of_work() as session:
-                    bulk.import_lines(session, caller, batch, report)
-                progress.advance(task, len(batch))
+        parallel_import.run(
+            caller,
+            lines,
+            report,
+            workers=workers or os.cpu_count() or 1,
+            batch=BATCH,
+            advance=lambda done: progress.advance(task, done),
+        )
     typer.echo(
         f"read {report.read}: created {report.created}, updated {report.updated}, "
         f"unchanged {report.unchanged}, rejected {len(report.errors)}"

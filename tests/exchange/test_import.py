@@ -123,3 +123,24 @@ def test_reference_order_puts_patients_first(tmp_path: Path) -> None:
     )
     order = [line.source for line in bulk.in_reference_order(bulk.files_in(tmp_path))]
     assert order == ["z-patients.ndjson", "a-observations.ndjson"]
+
+
+def test_lines_that_meet_are_arranged_in_one_batch() -> None:
+    identifier = [{"system": "urn:puente:hgcj:expediente", "value": "HG-1"}]
+    texts = [
+        json.dumps({"resourceType": "Patient", "id": "hgcj-a"}),
+        json.dumps({"resourceType": "Patient", "id": "hgcj-b"}),
+        json.dumps({"resourceType": "Encounter", "id": "hgcj-e", "status": "finished"}),
+        json.dumps({"resourceType": "Patient", "id": "hgcj-a", "gender": "male"}),
+        json.dumps({"resourceType": "Patient", "identifier": identifier}),
+        json.dumps({"resourceType": "Patient", "id": "hgcj-c", "identifier": identifier}),
+        "{not json",
+    ]
+    surveyed = [bulk.survey(text) for text in texts]
+    assert surveyed[6] == (None, len(bulk.REFERENCE_ORDER), [])
+    ranks = [rank for _, rank, _ in surveyed]
+    touches = [touched for _, _, touched in surveyed]
+    arranged = bulk.arrange(ranks, touches, 2, holders=[0, 1, 0, 1, 0, 1, 1])
+    # patients: hgcj-a twice together, with the holder of its first line; the line without
+    # an id with the one sharing its identifier; then encounters; then what is no resource
+    assert arranged == [{0: [[0, 3], [4, 5]], 1: [[1]]}, {0: [[2]]}, {1: [[6]]}]

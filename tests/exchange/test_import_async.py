@@ -88,6 +88,14 @@ def test_kick_off_then_status_reports_counts(client: TestClient) -> None:
         audited = session.scalars(select(AuditEntry).where(AuditEntry.subtype == "import")).all()
         assert audited
         assert {row.agent for row in audited} == {"hgcj-client"}
+        # each batch's row names what it wrote and whose records they are
+        named = {reference for row in audited for reference in row.entities}
+        concerned = {reference for row in audited for reference in row.patients}
+        patient = next(r for r in records if r["resourceType"] == "Patient")
+        encounter = next(r for r in records if r["resourceType"] == "Encounter")
+        assert {f"Patient/{patient['id']}", f"Encounter/{encounter['id']}"} <= named
+        assert f"Patient/{patient['id']}" in concerned
+        assert encounter["subject"]["reference"] in concerned
         kicked = session.scalars(
             select(AuditEntry).where(AuditEntry.subtype == "operation", AuditEntry.action == "C")
         ).one()

@@ -70,3 +70,27 @@ def test_errors_in_line_order(client: TestClient, tmp_path: Path, workers: str) 
     patient = client.get("/fhir/Patient/hgcj-1", headers=bearer()).json()
     assert patient["gender"] == "male"
     assert patient["meta"]["versionId"] == "2"
+
+
+def test_lines_that_meet_across_processes(client: TestClient, tmp_path: Path) -> None:
+    """A resource written twice, and a line without an id matching another on identifier,
+    each parsed by different processes: written in file order all the same."""
+    _register_systems()
+    identifier = {"system": "urn:puente:hgcj:expediente", "value": "HG-77"}
+    lines = [json.dumps({"resourceType": "Patient", "id": f"hgcj-{n}"}) for n in range(40)]
+    lines[0] = json.dumps({"resourceType": "Patient", "id": "hgcj-twice", "gender": "male"})
+    lines[2] = json.dumps({"resourceType": "Patient", "id": "hgcj-twice", "gender": "female"})
+    lines[5] = json.dumps({"resourceType": "Patient", "id": "hgcj-77", "identifier": [identifier]})
+    lines[7] = json.dumps({"resourceType": "Patient", "identifier": [identifier], "active": True})
+    source = tmp_path / "patients.ndjson"
+    source.write_text("\n".join(lines) + "\n", "utf-8")
+    command = ["import", str(source), "--system", "hgcj", "--quiet", "--workers", "2"]
+    result = runner.invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert _summary(result.output) == "read 40: created 38, updated 1, unchanged 1, rejected 0"
+    twice = client.get("/fhir/Patient/hgcj-twice", headers=bearer()).json()
+    assert (twice["gender"], twice["meta"]["versionId"]) == ("female", "2")
+    matched = client.get(
+        "/fhir/Patient", params={"identifier": "urn:puente:hgcj:expediente|HG-77"}, headers=bearer()
+    ).json()
+    assert [entry["resource"]["id"] for entry in matched["entry"]] == ["hgcj-77"]
