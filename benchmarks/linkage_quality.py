@@ -17,8 +17,8 @@
    record) mapped to FHIR Patients by `febrl_patient` below, through `puente link` (and
    Splink) the same way.
 
-    python benchmarks/linkage_quality.py [--size 20000] [--overlap 0.4] [--seed 2026]
-        [--data DIR] [--work DIR] [--no-splink] [--no-febrl]
+    python benchmarks/linkage_quality.py [--size 20000] [--overlap 0.4] [--seed 4242]
+        [--data DIR] [--work DIR] [--workers N] [--no-splink] [--no-febrl]
 
 Aims at `--size 100000` (ISSUE 5): `puente link` under 60 s and 2 GB; precision of certain
 links at least 0.999; F1 of certain + probable at least 0.97 and above Splink's. Exits 2,
@@ -220,12 +220,15 @@ def puente_row(
     folder: Path,
     truth: set[Pair],
     hard: Mapping[Pair, str],
+    *,
+    workers: int | None = None,
 ) -> Row:
     out = folder / "links.csv"
-    run = run_child(
-        [PUENTE, "link", folder / "mx.ndjson", folder / "us.ndjson", "--out", out, "--all"],
-        folder / "puente-link.log",
-    )
+    command: list[str | Path] = [PUENTE, "link", folder / "mx.ndjson", folder / "us.ndjson"]
+    command += ["--out", out, "--all", "--quiet"]
+    if workers:
+        command += ["--workers", str(workers)]
+    run = run_child(command, folder / "puente-link.log")
     if run.returncode != 0:
         raise SystemExit(f"puente link failed on {label} ({run.returncode}):\n{run.stderr}")
     graded = read_pairs(out, "mx_id", "us_id", "score", "grade")
@@ -552,6 +555,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--data", help="a folder border_pairs.py wrote (instead of --size)")
     parser.add_argument("--work", help="keep the data and links here (default: a temp folder)")
+    parser.add_argument("--workers", type=int, help="puente link's processes (its default)")
     parser.add_argument("--no-splink", action="store_true")
     parser.add_argument("--no-febrl", action="store_true")
     parser.add_argument("--splink-child", type=Path, help=argparse.SUPPRESS)
@@ -579,14 +583,14 @@ def _benchmark(args: argparse.Namespace, work: Path) -> int:
     )
     rows: list[Row] = []
     if has_link:
-        rows.append(puente_row(label, folder, truth, hard))
+        rows.append(puente_row(label, folder, truth, hard, workers=args.workers))
     if not args.no_splink:
         rows.extend(splink_rows(label, folder, truth))
     if not args.no_febrl:
         febrl = work / "febrl4"
         febrl_truth = write_febrl4(febrl)
         if has_link:
-            rows.append(puente_row("febrl4", febrl, febrl_truth, {}))
+            rows.append(puente_row("febrl4", febrl, febrl_truth, {}, workers=args.workers))
         if not args.no_splink:
             rows.extend(splink_rows("febrl4", febrl, febrl_truth))
     Console(width=200).print(table(rows))
