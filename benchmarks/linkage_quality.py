@@ -2,8 +2,9 @@
 
 1. Synthetic border data (`benchmarks/border_pairs.py`, N x N patients, or `--data DIR`
    written by it): runs `puente link MX US --out links.csv --all` as a child process and
-   measures its wall time and peak resident memory (the child's own `ru_maxrss`, from
-   `os.wait4`). Precision, recall and F1 of the certain + probable links, precision and
+   measures its wall and CPU time, its peak resident memory (`ru_maxrss` of
+   `RUSAGE_CHILDREN`: its largest process) and the peak memory of its whole process tree
+   (summed PSS, sampled). Precision, recall and F1 of the certain + probable links, precision and
    recall of the certain ones, and the hard negatives (twins, siblings, namesakes, common
    names) linked by mistake.
 2. Splink 4 (DuckDB, unsupervised as its documentation trains a model: probability two
@@ -69,7 +70,7 @@ Pair = tuple[str, str]
 @dataclass(frozen=True)
 class Run:
     seconds: float  # wall clock
-    cpu_seconds: float  # user + system, the child and the workers it waited for
+    cpu_seconds: float  # user + system of the command and the workers it waited for
     peak_mb: float  # the child's own peak RSS (its largest process, with forked workers)
     tree_mb: float  # peak of the summed PSS of the child and all its descendants
     returncode: int
@@ -132,27 +133,35 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
+# Runs the measured command and reports its rusage. Linux keeps a process's RSS high-water
+# mark across fork and exec, so a command started straight from this (large) process would
+# report this process's peak as its own; started from this small one it does not.
+LAUNCHER = """
+import json, resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "w") as fh:
+    json.dump([usage.ru_maxrss, usage.ru_utime + usage.ru_stime], fh)
+sys.exit(code)
+"""
+
+
 def run_child(command: Sequence[str | Path], log: Path) -> Run:
-    """Run `command` to the end: its wall and CPU time, its own peak RSS (`wait4` gives the
-    rusage of that one child, where `RUSAGE_CHILDREN` would mix all children) and the
-    peak memory of its whole process tree."""
+    """Run `command` to the end: its wall and CPU time, its peak RSS
+    (`getrusage(RUSAGE_CHILDREN).ru_maxrss`, its largest process) and the peak memory of
+    its whole process tree."""
+    usage_file = log.with_suffix(".rusage.json")
+    launch = [sys.executable, "-c", LAUNCHER, str(usage_file), *(str(c) for c in command)]
     with log.open("w+", encoding="utf-8") as err:
         started = time.perf_counter()
-        process = subprocess.Popen([str(c) for c in command], stdout=err, stderr=err)
+        process = subprocess.Popen(launch, stdout=err, stderr=err)
         with TreeMemory(process.pid) as memory:
-            _, status, usage = os.wait4(process.pid, 0)
+            returncode = process.wait()
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read()[-4000:]
-    return Run(
-        seconds,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
-        memory.peak_kb / 1024,
-        process.returncode,
-        tail,
-    )
+    max_rss_kb, cpu_seconds = json.loads(usage_file.read_text("utf-8"))
+    return Run(seconds, cpu_seconds, max_rss_kb / 1024, memory.peak_kb / 1024, returncode, tail)
 
 
 def puente_link_available() -> bool:
