@@ -2,8 +2,9 @@
 
 1. Synthetic border data (`benchmarks/border_pairs.py`, N x N patients, or `--data DIR`
    written by it): runs `puente link MX US --out links.csv --all` as a child process and
-   measures its wall time and peak resident memory (the child's own `ru_maxrss`, from
-   `os.wait4`). Precision, recall and F1 of the certain + probable links, precision and
+   measures its wall and CPU time, its peak resident memory (`ru_maxrss` of
+   `RUSAGE_CHILDREN`: its largest process) and the peak memory of its whole process tree
+   (summed PSS, sampled). Precision, recall and F1 of the certain + probable links, precision and
    recall of the certain ones, and the hard negatives (twins, siblings, namesakes, common
    names) linked by mistake.
 2. Splink 4 (DuckDB, unsupervised as its documentation trains a model: probability two
@@ -17,8 +18,8 @@
    record) mapped to FHIR Patients by `febrl_patient` below, through `puente link` (and
    Splink) the same way.
 
-    python benchmarks/linkage_quality.py [--size 20000] [--overlap 0.4] [--seed 2026]
-        [--data DIR] [--work DIR] [--no-splink] [--no-febrl]
+    python benchmarks/linkage_quality.py [--size 20000] [--overlap 0.4] [--seed 4242]
+        [--data DIR] [--work DIR] [--workers N] [--no-splink] [--no-febrl]
 
 Aims at `--size 100000` (ISSUE 5): `puente link` under 60 s and 2 GB; precision of certain
 links at least 0.999; F1 of certain + probable at least 0.97 and above Splink's. Exits 2,
@@ -69,7 +70,7 @@ Pair = tuple[str, str]
 @dataclass(frozen=True)
 class Run:
     seconds: float  # wall clock
-    cpu_seconds: float  # user + system, the child and the workers it waited for
+    cpu_seconds: float  # user + system of the command and the workers it waited for
     peak_mb: float  # the child's own peak RSS (its largest process, with forked workers)
     tree_mb: float  # peak of the summed PSS of the child and all its descendants
     returncode: int
@@ -132,27 +133,35 @@ def _pss_kb(pid: int) -> int:
     return 0
 
 
+# Runs the measured command and reports its rusage. Linux keeps a process's RSS high-water
+# mark across fork and exec, so a command started straight from this (large) process would
+# report this process's peak as its own; started from this small one it does not.
+LAUNCHER = """
+import json, resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "w") as fh:
+    json.dump([usage.ru_maxrss, usage.ru_utime + usage.ru_stime], fh)
+sys.exit(code)
+"""
+
+
 def run_child(command: Sequence[str | Path], log: Path) -> Run:
-    """Run `command` to the end: its wall and CPU time, its own peak RSS (`wait4` gives the
-    rusage of that one child, where `RUSAGE_CHILDREN` would mix all children) and the
-    peak memory of its whole process tree."""
+    """Run `command` to the end: its wall and CPU time, its peak RSS
+    (`getrusage(RUSAGE_CHILDREN).ru_maxrss`, its largest process) and the peak memory of
+    its whole process tree."""
+    usage_file = log.with_suffix(".rusage.json")
+    launch = [sys.executable, "-c", LAUNCHER, str(usage_file), *(str(c) for c in command)]
     with log.open("w+", encoding="utf-8") as err:
         started = time.perf_counter()
-        process = subprocess.Popen([str(c) for c in command], stdout=err, stderr=err)
+        process = subprocess.Popen(launch, stdout=err, stderr=err)
         with TreeMemory(process.pid) as memory:
-            _, status, usage = os.wait4(process.pid, 0)
+            returncode = process.wait()
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
         err.seek(0)
         tail = err.read()[-4000:]
-    return Run(
-        seconds,
-        usage.ru_utime + usage.ru_stime,
-        usage.ru_maxrss / 1024,
-        memory.peak_kb / 1024,
-        process.returncode,
-        tail,
-    )
+    max_rss_kb, cpu_seconds = json.loads(usage_file.read_text("utf-8"))
+    return Run(seconds, cpu_seconds, max_rss_kb / 1024, memory.peak_kb / 1024, returncode, tail)
 
 
 def puente_link_available() -> bool:
@@ -220,12 +229,15 @@ def puente_row(
     folder: Path,
     truth: set[Pair],
     hard: Mapping[Pair, str],
+    *,
+    workers: int | None = None,
 ) -> Row:
     out = folder / "links.csv"
-    run = run_child(
-        [PUENTE, "link", folder / "mx.ndjson", folder / "us.ndjson", "--out", out, "--all"],
-        folder / "puente-link.log",
-    )
+    command: list[str | Path] = [PUENTE, "link", folder / "mx.ndjson", folder / "us.ndjson"]
+    command += ["--out", out, "--all", "--quiet"]
+    if workers:
+        command += ["--workers", str(workers)]
+    run = run_child(command, folder / "puente-link.log")
     if run.returncode != 0:
         raise SystemExit(f"puente link failed on {label} ({run.returncode}):\n{run.stderr}")
     graded = read_pairs(out, "mx_id", "us_id", "score", "grade")
@@ -552,6 +564,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=4242)
     parser.add_argument("--data", help="a folder border_pairs.py wrote (instead of --size)")
     parser.add_argument("--work", help="keep the data and links here (default: a temp folder)")
+    parser.add_argument("--workers", type=int, help="puente link's processes (its default)")
     parser.add_argument("--no-splink", action="store_true")
     parser.add_argument("--no-febrl", action="store_true")
     parser.add_argument("--splink-child", type=Path, help=argparse.SUPPRESS)
@@ -579,14 +592,14 @@ def _benchmark(args: argparse.Namespace, work: Path) -> int:
     )
     rows: list[Row] = []
     if has_link:
-        rows.append(puente_row(label, folder, truth, hard))
+        rows.append(puente_row(label, folder, truth, hard, workers=args.workers))
     if not args.no_splink:
         rows.extend(splink_rows(label, folder, truth))
     if not args.no_febrl:
         febrl = work / "febrl4"
         febrl_truth = write_febrl4(febrl)
         if has_link:
-            rows.append(puente_row("febrl4", febrl, febrl_truth, {}))
+            rows.append(puente_row("febrl4", febrl, febrl_truth, {}, workers=args.workers))
         if not args.no_splink:
             rows.extend(splink_rows("febrl4", febrl, febrl_truth))
     Console(width=200).print(table(rows))

@@ -109,7 +109,7 @@ def test_a_child_is_measured_on_its_own(tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import time; x = b'x' * (150 * 1024 * 1024); time.sleep(0.5); print('done')",
+            "import time; x = b'x' * (150 * 1024 * 1024); time.sleep(2); print('done')",
         ],
         tmp_path / "child.log",
     )
