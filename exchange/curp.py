@@ -138,7 +138,10 @@ INCONVENIENT = frozenset(
 
 def fold(text: str) -> str:
     """Upper case without accents; Ñ becomes X as in the CURP (NÚÑEZ -> NUXEZ)."""
-    upper = text.upper().replace("Ñ", "X")
+    upper = text.upper()
+    if upper.isascii():
+        return upper  # the common case, and the matcher's already folded names
+    upper = upper.replace("Ñ", "X")
     decomposed = unicodedata.normalize("NFKD", upper)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
@@ -147,6 +150,7 @@ def _words(name: str | None) -> list[str]:
     return [w for w in fold(name or "").replace("-", " ").split() if w.isalpha() or w.endswith(".")]
 
 
+@lru_cache(maxsize=1 << 14)
 def _significant(name: str | None) -> str:
     """The first word that is not a particle (`de la Cruz` -> CRUZ)."""
     words = [w.rstrip(".") for w in _words(name)]
@@ -156,6 +160,7 @@ def _significant(name: str | None) -> str:
     return words[-1] if words else ""
 
 
+@lru_cache(maxsize=1 << 14)
 def _given(name: str) -> str:
     words = _words(name)
     if len(words) > 1 and words[0] in SKIPPED_FIRST_NAMES:
@@ -171,19 +176,26 @@ def _inner(word: str, wanted: frozenset[str] | None) -> str:
     return "X"
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 15)
+def _part(name: str | None, *, given: bool = False) -> tuple[str, str, str]:
+    """First letter, first inner vowel and first inner consonant of one name ("" when no
+    name), cached per name: the matcher derives roots for every record without a CURP,
+    and names repeat far more than their combinations."""
+    word = _given(name or "") if given else _significant(name)
+    if not word:
+        return "", "", ""
+    return word[:1], _inner(word, VOWELS), _inner(word, None)
+
+
 def name_letters(paternal: str, maternal: str | None, given: str) -> tuple[str, str]:
-    """Positions 1-4 and 14-16: the part of the CURP the name alone gives (cached: the
-    matcher derives it for every record without a CURP)."""
-    first = _significant(paternal)
-    second = _significant(maternal)
-    name = _given(given)
-    letters = (first[:1] or "X") + _inner(first, VOWELS) + (second[:1] or "X") + (name[:1] or "X")
+    """Positions 1-4 and 14-16: the part of the CURP the name alone gives."""
+    p_first, p_vowel, p_consonant = _part(paternal)
+    m_first, _, m_consonant = _part(maternal)
+    g_first, _, g_consonant = _part(given, given=True)
+    letters = (p_first or "X") + (p_vowel or "X") + (m_first or "X") + (g_first or "X")
     if letters in INCONVENIENT:
         letters = letters[0] + "X" + letters[2:]
-    consonants = (
-        _inner(first, None) + (_inner(second, None) if second else "X") + _inner(name, None)
-    )
+    consonants = (p_consonant or "X") + (m_consonant or "X") + (g_consonant or "X")
     return letters, consonants
 
 
@@ -252,7 +264,18 @@ def validate(number: str) -> str:
         birth_date_of(compact)
     except ValueError:
         return ""
-    return compact if compact[17] == stdnum_curp.calc_check_digit(compact) else ""
+    return compact if compact[17] == check_digit(compact) else ""
+
+
+# RENAPO's check-digit alphabet (Ñ, written &, between N and O), as python-stdnum has it.
+_VALUES = {c: i for i, c in enumerate("0123456789ABCDEFGHIJKLMN&OPQRSTUVWXYZ")}
+
+
+def check_digit(number: str) -> str:
+    """Position 18 from positions 1-17: python-stdnum's `calc_check_digit` with a table
+    lookup instead of its `str.index` per character (a third of the time)."""
+    total = sum(_VALUES[c] * (18 - i) for i, c in enumerate(number[:17]))
+    return str((10 - total % 10) % 10)
 
 
 def birth_date_of(number: str) -> dt.date:

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeGuard
 
 import phonenumbers
 
@@ -51,6 +51,7 @@ class Features:
 CURP_SYSTEM = "https://www.gob.mx/curp"
 SSN_SYSTEM = "http://hl7.org/fhir/sid/us-ssn"
 SEX = {"male": "M", "female": "F", "other": "X"}
+CURP_TO_SEX = {"H": "M", "M": "F", "X": "X"}
 CURP_SEX = {"M": ("H",), "F": ("M",), "X": ("X",), "": ("H", "M")}
 # Area codes read without a country code: Juárez and Chihuahua city are Mexican, El Paso
 # is American, whatever the address says (the same person gives either phone). NANP has
@@ -61,14 +62,20 @@ MAX_ROOTS = 32
 # SSNs printed on sample cards and in advertising (python-stdnum's list).
 SSN_PUBLISHED = frozenset({"078051120", "457555462", "219099999"})
 _NON_DIGITS = re.compile(r"[^0-9]+")
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
 _CURP_FORM = re.compile(r"^[A-Z]{4}[0-9]{6}[HMX][A-Z]{5}[0-9A-Z][0-9]$")
 
 
 def features(patient: Mapping[str, Any]) -> Features:
     """The match features of a FHIR R4 Patient (JSON). Never raises on odd content: what
     cannot be read is left empty, as if the record did not say."""
-    sex = SEX.get(_text(patient.get("gender")), "")
-    names = [n for n in _list(patient.get("name")) if isinstance(n, Mapping)]
+    curp, ssn = _identifiers(patient.get("identifier"))
+    # What the record leaves out, its CURP says (positions 5-10 and 11).
+    sex = SEX.get(_text(patient.get("gender")), "") or (CURP_TO_SEX[curp[10]] if curp else "")
+    birth_date = _date(patient.get("birthDate"))
+    if birth_date is None and curp:
+        birth_date = curp_rules.birth_date_of(curp)
+    names = [n for n in _list(patient.get("name")) if _is_map(n)]
     parsed = [_parse(n, female=sex == "F") for n in _ordered(names)]
     said = [p for p in parsed if p.given or p.family.paternal]
     main = said[0] if said else names_.parse_name("", ())
@@ -80,8 +87,6 @@ def features(patient: Mapping[str, Any]) -> Features:
         surnames |= p.surnames
         for word in p.given:
             canonical |= names_.canonical_given(word)
-    birth_date = _date(patient.get("birthDate"))
-    curp, ssn = _identifiers(patient.get("identifier"))
     address = _address(patient.get("address"))
     hint = _country(address)
     own_root = frozenset({curp_rules.root_of(curp)}) if curp else frozenset()
@@ -108,17 +113,20 @@ def features(patient: Mapping[str, Any]) -> Features:
 
 
 def curp_roots_agree(a: frozenset[str], b: frozenset[str]) -> bool:
-    """Whether two sets of CURP roots (`Features.curp_roots`) share one, a missing maternal
-    surname (X in positions 3 and 15: DOMAIN.md says unknown, not a contradiction)
-    agreeing with any."""
+    """Whether two sets of CURP roots (`Features.curp_roots`) share one. A root without a
+    maternal surname (X in positions 3 and 15) agrees with any maternal surname: DOMAIN.md
+    reads that X as unknown, not a contradiction; and then an X in position 2 agrees with
+    any vowel, as it may be RENAPO's replacement in an inconvenient word (`VACA` -> `VXCA`)
+    that the missing letter would have made."""
     if a & b:
         return True
-    reduced_a = {_without_maternal(r): r for r in a}
-    for r in b:
-        other = reduced_a.get(_without_maternal(r))
-        if other is not None and (_no_maternal(r) or _no_maternal(other)):
-            return True
-    return False
+    return any(_roots_agree(x, y) for x in a for y in b if _no_maternal(x) or _no_maternal(y))
+
+
+def _roots_agree(x: str, y: str) -> bool:
+    if len(x) != 14 or len(y) != 14 or x[0] != y[0] or x[3:12] != y[3:12] or x[13] != y[13]:
+        return False
+    return x[1] == y[1] or "X" in (x[1], y[1])
 
 
 def to_json(f: Features) -> dict[str, Any]:
@@ -162,6 +170,11 @@ def from_json(d: Mapping[str, Any]) -> Features:
 # --- names ------------------------------------------------------------------------------
 
 
+def _is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
+    # A JSON object is a dict: tested first, as an ABC check costs several times more.
+    return isinstance(value, (dict, Mapping))
+
+
 def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
@@ -179,9 +192,9 @@ def _ordered(names: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 
 def _extensions(element: object) -> dict[str, str]:
     found: dict[str, str] = {}
-    if isinstance(element, Mapping):
+    if _is_map(element):
         for ext in _list(element.get("extension")):
-            if isinstance(ext, Mapping) and isinstance(ext.get("valueString"), str):
+            if _is_map(ext) and isinstance(ext.get("valueString"), str):
                 found.setdefault(_text(ext.get("url")), ext["valueString"])
     return found
 
@@ -222,10 +235,6 @@ def _derived_roots(name: names_.ParsedName, birth_date: dt.date | None, sex: str
     return frozenset(roots[:MAX_ROOTS])
 
 
-def _without_maternal(root: str) -> str:
-    return root[:2] + root[3:12] + root[13:]
-
-
 def _no_maternal(root: str) -> bool:
     return root[2] == "X" and root[12] == "X"
 
@@ -233,16 +242,16 @@ def _no_maternal(root: str) -> bool:
 def _identifiers(identifiers: object) -> tuple[str, str]:
     curp = ssn = ""
     for ident in _list(identifiers):
-        if not isinstance(ident, Mapping):
+        if not _is_map(ident):
             continue
         value, system = _text(ident.get("value")), _text(ident.get("system"))
         codes = (
             {
                 _text(c.get("code"))
                 for c in _list((ident.get("type") or {}).get("coding"))
-                if isinstance(c, Mapping)
+                if _is_map(c)
             }
-            if isinstance(ident.get("type"), Mapping)
+            if _is_map(ident.get("type"))
             else set()
         )
         if not curp:
@@ -282,9 +291,7 @@ def _date(value: object) -> dt.date | None:
 
 def _address(addresses: object) -> Mapping[str, Any]:
     current = [
-        a
-        for a in _list(addresses)
-        if isinstance(a, Mapping) and _text(a.get("use")) not in ("old", "billing")
+        a for a in _list(addresses) if _is_map(a) and _text(a.get("use")) not in ("old", "billing")
     ]
     return current[0] if current else {}
 
@@ -300,7 +307,7 @@ def _country(address: Mapping[str, Any]) -> str:
 
 
 def _postal_code(address: Mapping[str, Any]) -> str:
-    code = "".join(c for c in _text(address.get("postalCode")).upper() if c.isalnum())
+    code = _NOT_ALNUM.sub("", _text(address.get("postalCode")).upper())
     if len(code) == 9 and code.isdigit() and _country(address) != "MX":
         return code[:5]  # ZIP+4: the ZIP is what both sides write
     return code
@@ -316,7 +323,7 @@ def _city(address: Mapping[str, Any]) -> str:
 def _phones(telecoms: object, hint: str) -> frozenset[str]:
     found: set[str] = set()
     for telecom in _list(telecoms):
-        if isinstance(telecom, Mapping) and _text(telecom.get("system")) in ("phone", "sms"):
+        if _is_map(telecom) and _text(telecom.get("system")) in ("phone", "sms"):
             found.update(e164(_text(telecom.get("value")), country=hint))
     return frozenset(found)
 

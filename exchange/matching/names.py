@@ -56,6 +56,8 @@ COMPOUND_SURNAMES = frozenset(
 )
 # Particles glued to the surname by US systems (`Delacruz`, `Delosantos`): longest first.
 GLUED_PARTICLES = ("DELOS", "DELAS", "DELA")
+# Generational suffixes US desks type into `family` or `given` (`Hernandez Jr.`): not names.
+SUFFIXES = frozenset({"JR", "SR", "II", "III", "IV"})
 _DATA = resources.files("exchange.matching") / "data"
 
 
@@ -101,6 +103,7 @@ def significant(surname: str) -> str:
     return ""
 
 
+@lru_cache(maxsize=1 << 14)
 def surname_words(surname: str) -> frozenset[str]:
     """Every word of a folded surname that is not a particle, and its unglued form."""
     words = {w for w in surname.split() if w not in PARTICLES}
@@ -286,7 +289,8 @@ def parse_family(family: str, *, female: bool = False) -> tuple[Family, ...]:
     surname; `Hernández López de García` a married name GARCIA; a woman's `Hernández de
     García` is read as married (DOMAIN.md's example) and, second, as maternal `DE GARCIA`.
     """
-    units = _units(fold_cached(family).split())  # a hyphen folds to a word break
+    # A hyphen folds to a word break.
+    units = _units([w for w in fold_cached(family).split() if w not in SUFFIXES])
     if not units:
         return (Family("", ""),)
     if len(units) == 1:
@@ -310,22 +314,40 @@ class ParsedName:
     curp_parts: tuple[tuple[str, str], ...]
 
 
+@lru_cache(maxsize=1 << 14)
 def given_words(given: tuple[str, ...]) -> tuple[str, ...]:
-    words = [w for g in given for w in fold_cached(g).split() if w not in PARTICLES]
+    words = [
+        w for g in given for w in fold_cached(g).split() if w not in PARTICLES and w not in SUFFIXES
+    ]
     return tuple(
         GIVEN_ABBREVIATIONS.get(w, w) if len(words) > 1 and i == 0 else w
         for i, w in enumerate(words)
     )
 
 
+_LEADS = frozenset({"JOSE", "MARIA"})
+
+
+def lead(word: str) -> str:
+    """JOSE or MARIA when a folded given word is one of them, an abbreviation or a form of
+    them (`Ma`, `Mary`, `Joe`, `Pepe`); "" otherwise."""
+    if word in LEADING_GIVEN:
+        return "MARIA" if word.startswith("M") else "JOSE"
+    canonical = canonical_given(word)
+    return next(iter(canonical)) if len(canonical) == 1 and canonical <= _LEADS else ""
+
+
 def first_significant_given(given: tuple[str, ...]) -> str:
-    """The name a person goes by: a leading José/María is skipped when another follows."""
-    if len(given) > 1 and given[0] in LEADING_GIVEN:
+    """The name a person goes by: a leading José/María (or `Joe`, `Mary`: a US desk's form
+    of it) is skipped when another follows, as RENAPO skips it in the CURP."""
+    if len(given) > 1 and lead(given[0]):
         return given[1]
     return given[0] if given else ""
 
 
-@lru_cache(maxsize=1 << 16)
+# Small: a name string (family and given together) is nearly unique to a person, so a
+# bulk run would only churn a large cache; repeated writes of one patient still hit.
+@lru_cache(maxsize=4096)
 def parse_name(
     family: str,
     given: tuple[str, ...],
@@ -382,7 +404,9 @@ def curp_parts(readings: tuple[tuple[Family, tuple[str, ...]], ...]) -> tuple[tu
         if not family.paternal:
             continue
         first = first_significant_given(given)
-        givens = [" ".join(given), *sorted(canonical_given(first) - {first})]
+        # `Joe Sebastian` is read as RENAPO reads `José Sebastián`: by SEBASTIAN.
+        words = (lead(given[0]), *given[1:]) if len(given) > 1 and lead(given[0]) else given
+        givens = [" ".join(words), *sorted(canonical_given(first) - {first})]
         for given_text in givens:
             letters, consonants = name_letters(family.paternal, family.maternal or None, given_text)
             for variant in _enye_variants(consonants):
@@ -390,9 +414,10 @@ def curp_parts(readings: tuple[tuple[Family, tuple[str, ...]], ...]) -> tuple[tu
     return tuple(parts)
 
 
-def _enye_variants(consonants: str) -> list[str]:
+@lru_cache(maxsize=4096)
+def _enye_variants(consonants: str) -> tuple[str, ...]:
     variants = [""]
     for char in consonants:
         options = (char, "X") if char == "N" else (char,)
         variants = [v + o for v in variants for o in options]
-    return variants
+    return tuple(variants)

@@ -319,3 +319,61 @@ def test_other_names_add_surnames_and_given_names() -> None:
     assert f.paternal == "GARCIA"
     assert f.surnames == {"GARCIA", "HERNANDEZ", "LOPEZ"}
     assert f.given_canonical == {"MARIA", "GUADALUPE"}
+
+
+def test_birth_date_and_sex_come_from_the_curp_when_the_record_leaves_them_out() -> None:
+    f = features(patient(family="Ramírez Anchondo", given=["José Luis"], curp=RAMIREZ))
+    assert (f.birth_date, f.sex) == (dt.date(1985, 4, 12), "M")
+    said = features(
+        patient(
+            family="Ramírez Anchondo",
+            given=["José Luis"],
+            curp=RAMIREZ,
+            gender="male",
+            birth_date="1985-12-04",
+        )
+    )
+    assert said.birth_date == dt.date(1985, 12, 4)  # the record's own word stands
+
+
+def test_a_us_form_of_a_leading_jose_is_skipped_like_jose() -> None:
+    mx = curp_rules.derive(
+        paternal="Ponce",
+        maternal="Flores",
+        given="José Sebastián",
+        birth_date=dt.date(2000, 7, 22),
+        sex="H",
+        state="CH",
+    )
+    us = features(
+        patient(
+            family="Ponce Flores",
+            given=["Joe", "Sebastian"],
+            gender="male",
+            birth_date="2000-07-22",
+        )
+    )
+    assert curp_rules.root_of(mx) in us.curp_roots
+    assert us.phonetic_given == features(patient(given=["Sebastián"])).phonetic_given
+
+
+def test_an_inconvenient_word_root_agrees_with_a_root_missing_its_maternal_surname() -> None:
+    # Vargas Carmona Alma gives VACA, which RENAPO writes VXCA; Vargas alone gives VAXA.
+    mx = curp_rules.derive(
+        paternal="Vargas",
+        maternal="Carmona",
+        given="Alma",
+        birth_date=dt.date(1980, 12, 7),
+        sex="M",
+        state="CH",
+    )
+    assert mx.startswith("VXCA")
+    us = features(
+        patient(family="Vargas", given=["Alma"], gender="female", birth_date="1980-12-07")
+    )
+    assert curp_roots_agree(us.curp_roots, frozenset({curp_rules.root_of(mx)}))
+
+
+@given(st.from_regex(r"[A-Z]{4}[0-9]{6}[HMX][A-Z]{5}[0-9A-Z]", fullmatch=True))
+def test_check_digit_agrees_with_python_stdnum(body: str) -> None:
+    assert curp_rules.check_digit(body) == stdnum_curp.calc_check_digit(body)

@@ -218,3 +218,8 @@ def test_phonetic_key_hears_spanish_spellings_alike(a: str, b: str) -> None:
 )
 def test_phonetic_key_keeps_different_names_apart(a: str, b: str) -> None:
     assert names.phonetic(a) != names.phonetic(b)
+
+
+def test_generational_suffixes_are_not_surnames() -> None:
+    f = features(patient(family="Hernandez Jr.", given=["Jose", "Luis", "Jr"], gender="male"))
+    assert (f.paternal, f.maternal, f.given) == ("HERNANDEZ", "", ("JOSE", "LUIS"))
