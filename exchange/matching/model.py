@@ -84,6 +84,11 @@ SCHEMA: tuple[ComparisonSpec, ...] = (
             LevelSpec("both agree", "both surnames agree", tf_column="surname"),
             LevelSpec("crossed", "both surnames agree, in the other order", tf_column="surname"),
             LevelSpec(
+                "one agrees, other similar",
+                "one surname agrees, the other is spelled or sounds alike",
+                tf_column="surname",
+            ),
+            LevelSpec(
                 "one agrees, other unknown",
                 "one surname agrees, the other record has only one",
                 tf_column="surname",
@@ -411,7 +416,7 @@ def default() -> Model:
 # names"). Not a model to link with: its thresholds are placeholders.
 _INITIAL_M: dict[str, tuple[float, ...]] = {
     "given": (0.0, 0.55, 0.15, 0.12, 0.06, 0.04, 0.03, 0.05),
-    "surnames": (0.0, 0.45, 0.05, 0.3, 0.06, 0.06, 0.03, 0.05),
+    "surnames": (0.0, 0.45, 0.03, 0.04, 0.3, 0.04, 0.06, 0.03, 0.05),
     "birth_date": (0.0, 0.85, 0.06, 0.02, 0.04, 0.03),
     "curp": (0.0, 0.45, 0.35, 0.15, 0.05),
     "ssn": (0.0, 0.97, 0.03),
@@ -421,7 +426,7 @@ _INITIAL_M: dict[str, tuple[float, ...]] = {
 }
 _INITIAL_U: dict[str, tuple[float, ...]] = {
     "given": (0.0, 0.01, 0.005, 0.005, 0.005, 0.05, 0.02, 0.9),
-    "surnames": (0.0, 0.0001, 0.00005, 0.003, 0.003, 0.01, 0.01, 0.97),
+    "surnames": (0.0, 0.0001, 0.00005, 0.00005, 0.003, 0.003, 0.01, 0.01, 0.97),
     "birth_date": (0.0, 0.00004, 0.00004, 0.0001, 0.003, 0.99),
     "curp": (0.0, 0.000001, 0.00001, 0.99, 0.99),
     "ssn": (0.0, 0.000001, 0.999),

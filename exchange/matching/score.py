@@ -15,6 +15,7 @@ different). Such a pair is at most `probable`: a person decides.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -22,7 +23,7 @@ from rapidfuzz.distance import JaroWinkler
 
 from exchange.matching import frequencies
 from exchange.matching.features import Features
-from exchange.matching.model import SCHEMA, Model
+from exchange.matching.model import SCHEMA, Level, Model
 
 CERTAIN, PROBABLE, POSSIBLE, CERTAINLY_NOT = "certain", "probable", "possible", "certainly-not"
 GRADES = (CERTAIN, PROBABLE, POSSIBLE, CERTAINLY_NOT)
@@ -30,7 +31,16 @@ GRADES = (CERTAIN, PROBABLE, POSSIBLE, CERTAINLY_NOT)
 # Level indices, in SCHEMA order (model.py); 0 is every comparison's null level.
 MISSING = 0
 G_EXACT, G_CONTAINED, G_NICKNAME, G_JW_HIGH, G_JW_MID, G_INITIAL, G_DIFFERENT = range(1, 8)
-S_BOTH, S_CROSSED, S_ONE_UNKNOWN, S_ONE_DIFFERS, S_PHONETIC, S_JW, S_DIFFERENT = range(1, 8)
+(
+    S_BOTH,
+    S_CROSSED,
+    S_ONE_SIMILAR,
+    S_ONE_UNKNOWN,
+    S_ONE_DIFFERS,
+    S_PHONETIC,
+    S_JW,
+    S_DIFFERENT,
+) = range(1, 9)
 B_EXACT, B_SWAPPED, B_YEAR, B_ONE, B_DIFFERENT = range(1, 6)
 C_EQUAL, C_ROOT_AGREES, C_ROOT_DIFFERS, C_CONTRADICTS = range(1, 5)
 EQUAL, DIFFERS = 1, 2  # ssn, phone, sex
@@ -38,14 +48,15 @@ A_POSTAL, A_CITY, A_DIFFERENT = range(1, 4)
 GIVEN, SURNAMES, BIRTH_DATE, CURP, SSN, PHONE, SEX, ADDRESS = range(8)
 
 SAME_GIVEN = (G_EXACT, G_CONTAINED, G_NICKNAME)
-SHARED_SURNAMES = (S_BOTH, S_CROSSED, S_ONE_UNKNOWN)
+SHARED_SURNAMES = (S_BOTH, S_CROSSED, S_ONE_SIMILAR, S_ONE_UNKNOWN)
+SURNAME_SIMILARITY = 0.90
 # José and María lead many compound names and are dropped in daily use (DOMAIN.md): two
 # brothers José Luis and José Antonio do not share a given name.
 LEADING_NAMES = frozenset({"JOSE", "MARIA", "MA", "J", "M"})
 PARTICLES = frozenset({"DE", "DEL", "LA", "LAS", "LOS", "Y"})
 # The CURP root (positions 1-11 and 14-16) holds the maternal surname's initial at index 2
-# and its first inner consonant at index 12; X there means "no maternal surname".
-_MATERNAL_POSITIONS = (2, 12)
+# and its first inner consonant at index 12; X at both means "no maternal surname".
+ROOT_LENGTH = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +84,15 @@ class Score:
         """The score as lines a person reads, strongest evidence first."""
         lines = [f"{self.grade}: probability {self.probability:.6f} (weight {self.weight:+.1f})"]
         ordered = sorted(self.explanation, key=lambda fw: -abs(fw.weight))
-        lines += [fw.describe() for fw in ordered if fw.level != "missing"]
+        for fw in ordered:
+            if fw.level == "missing":
+                continue
+            line = fw.describe()
+            if fw.field in ("phone", "address") and fw.level in HOUSEHOLD_LEVELS and fw.weight == 0:
+                line += ": a household's, not counted with different given names"
+            elif fw.field == "curp" and fw.level == "root agrees" and fw.weight == 0:
+                line += ": implied by the names and birth date, not counted again"
+            lines.append(line)
         missing = [fw.field for fw in self.explanation if fw.level == "missing"]
         if missing:
             lines.append("not compared (missing on one side): " + ", ".join(missing))
@@ -81,6 +100,7 @@ class Score:
         return lines
 
 
+HOUSEHOLD_LEVELS = ("shared", "postal code", "city")
 CONTRADICTION_TEXT = {
     "curp": "different CURPs",
     "ssn": "different SSNs",
@@ -105,6 +125,13 @@ class Prepared:
     surnames: frozenset[str]
     phonetic_surnames: frozenset[str]
     curp_root: str  # positions 1-11 and 14-16 of the record's own CURP, or ""
+    # What given_level reads: records with equal signatures have equal given-name levels
+    given_signature: tuple[object, ...]
+    roots: frozenset[str]  # Features.curp_roots
+    # The roots without their maternal-surname positions: all of them, and those whose
+    # maternal positions are X (no maternal surname: unknown, so any maternal agrees).
+    roots_reduced: frozenset[str]
+    roots_reduced_no_maternal: frozenset[str]
 
 
 def prepare(f: Features) -> Prepared:
@@ -113,6 +140,7 @@ def prepare(f: Features) -> Prepared:
     significant = tuple(w for w in named if w not in LEADING_NAMES) or tuple(named)
     canonical = f.given_canonical - LEADING_NAMES or f.given_canonical
     surnames = f.surnames or frozenset(s for s in (f.paternal, f.maternal) if s)
+    roots = f.curp_roots
     return Prepared(
         features=f,
         given_words=frozenset(named),
@@ -123,6 +151,12 @@ def prepare(f: Features) -> Prepared:
         surnames=surnames,
         phonetic_surnames=frozenset(p for p in (f.phonetic_paternal, f.phonetic_maternal) if p),
         curp_root=f.curp[:11] + f.curp[13:16] if len(f.curp) == 18 else "",
+        given_signature=(significant, frozenset(named), canonical, f.given_canonical),
+        roots=roots,
+        roots_reduced=frozenset(_reduced(r) for r in roots if len(r) == ROOT_LENGTH),
+        roots_reduced_no_maternal=frozenset(
+            _reduced(r) for r in roots if len(r) == ROOT_LENGTH and _no_maternal(r)
+        ),
     )
 
 
@@ -151,6 +185,11 @@ def given_level(a: Prepared, b: Prepared) -> int:
         return G_CONTAINED
     ca, cb = a.canonical, b.canonical
     if ca & cb and (len(a.significant) == 1 or len(b.significant) == 1 or ca <= cb or cb <= ca):
+        return G_NICKNAME
+    # José Luis goes by Joe or Pepe in El Paso: a lone nickname of the leading name
+    if (len(a.given_words) == 1 or len(b.given_words) == 1) and (
+        a.features.given_canonical & b.features.given_canonical
+    ):
         return G_NICKNAME
     similarity = _names_similarity(a.significant, b.significant)
     if similarity >= 0.92:
@@ -183,12 +222,36 @@ def surname_level(a: Prepared, b: Prepared) -> int:
     if len(shared) >= 2:
         return S_BOTH
     if shared:
-        return S_ONE_UNKNOWN if not fa.maternal or not fb.maternal else S_ONE_DIFFERS
+        if not fa.maternal or not fb.maternal:
+            return S_ONE_UNKNOWN
+        rest_a, rest_b = sa - shared, sb - shared
+        if rest_a and rest_b and _surnames_alike(a, b, rest_a, rest_b):
+            return S_ONE_SIMILAR  # a typo or a spelling: MORALES and MORALEES
+        return S_ONE_DIFFERS
     if a.phonetic_surnames & b.phonetic_surnames:
         return S_PHONETIC
-    if max(jaro_winkler(x, y) for x in sa for y in sb) >= 0.90:
+    if max(jaro_winkler(x, y) for x in sa for y in sb) >= SURNAME_SIMILARITY:
         return S_JW
     return S_DIFFERENT
+
+
+def _surnames_alike(
+    a: Prepared, b: Prepared, rest_a: frozenset[str], rest_b: frozenset[str]
+) -> bool:
+    if max(jaro_winkler(x, y) for x in rest_a for y in rest_b) >= SURNAME_SIMILARITY:
+        return True
+    fa, fb = a.features, b.features
+    sounds_a = {
+        p
+        for s, p in ((fa.paternal, fa.phonetic_paternal), (fa.maternal, fa.phonetic_maternal))
+        if s in rest_a and p
+    }
+    sounds_b = {
+        p
+        for s, p in ((fb.paternal, fb.phonetic_paternal), (fb.maternal, fb.phonetic_maternal))
+        if s in rest_b and p
+    }
+    return bool(sounds_a & sounds_b)
 
 
 def birth_date_level(a: Features, b: Features) -> int:
@@ -206,32 +269,32 @@ def birth_date_level(a: Features, b: Features) -> int:
     return B_DIFFERENT
 
 
-def _masked(root: str) -> str:
-    chars = list(root)
-    for position in _MATERNAL_POSITIONS:
-        chars[position] = "X"
-    return "".join(chars)
+def _reduced(root: str) -> str:
+    return root[:2] + root[3:12] + root[13:]
 
 
-def roots_agree(root: str, others: frozenset[str]) -> bool:
+def _no_maternal(root: str) -> bool:
+    return root[2] == "X" and root[12] == "X"
+
+
+def roots_agree(root: str, other: Prepared) -> bool:
     """A CURP's root against the roots another record's name, birth date and sex give; a
     missing maternal surname (X) on either side is unknown, not a contradiction."""
-    if root in others:
+    if root in other.roots:
         return True
-    masked = _masked(root)
-    return any(
-        len(other) == len(root) and (other[2] == "X" or root[2] == "X") and _masked(other) == masked
-        for other in others
+    reduced = _reduced(root)
+    return reduced in other.roots_reduced_no_maternal or (
+        _no_maternal(root) and reduced in other.roots_reduced
     )
 
 
 def curp_level(a: Prepared, b: Prepared) -> int:
     if a.curp_root and b.curp_root:
         return C_EQUAL if a.features.curp == b.features.curp else C_CONTRADICTS
-    if a.curp_root and b.features.curp_roots:
-        return C_ROOT_AGREES if roots_agree(a.curp_root, b.features.curp_roots) else C_ROOT_DIFFERS
-    if b.curp_root and a.features.curp_roots:
-        return C_ROOT_AGREES if roots_agree(b.curp_root, a.features.curp_roots) else C_ROOT_DIFFERS
+    if a.curp_root and b.roots:
+        return C_ROOT_AGREES if roots_agree(a.curp_root, b) else C_ROOT_DIFFERS
+    if b.curp_root and a.roots:
+        return C_ROOT_AGREES if roots_agree(b.curp_root, a) else C_ROOT_DIFFERS
     # Neither has a CURP: roots derived from both names would only count the names twice.
     return MISSING
 
@@ -265,11 +328,12 @@ def address_level(a: Features, b: Features) -> int:
     return A_DIFFERENT
 
 
-def levels(a: Prepared, b: Prepared) -> tuple[int, ...]:
-    """The level of each comparison, in SCHEMA order."""
+def levels(a: Prepared, b: Prepared, given: int | None = None) -> tuple[int, ...]:
+    """The level of each comparison, in SCHEMA order (`given`: the given-name level, when
+    the caller has it from a cache)."""
     fa, fb = a.features, b.features
     return (
-        given_level(a, b),
+        given_level(a, b) if given is None else given,
         surname_level(a, b),
         birth_date_level(fa, fb),
         curp_level(a, b),
@@ -280,7 +344,7 @@ def levels(a: Prepared, b: Prepared) -> tuple[int, ...]:
     )
 
 
-def contradictions(a: Prepared, b: Prepared, lv: tuple[int, ...]) -> tuple[str, ...]:
+def contradictions(a: Prepared, b: Prepared, lv: Sequence[int]) -> tuple[str, ...]:
     found = []
     if lv[CURP] == C_CONTRADICTS:
         found.append("curp")
@@ -334,9 +398,7 @@ def _shared_surname_frequency(a: Prepared, b: Prepared, level: int) -> float | N
     return math.prod(f for f in freqs if f is not None)
 
 
-def tf_adjustment(
-    model: Model, a: Prepared, b: Prepared, lv: tuple[int, ...]
-) -> tuple[float, float]:
+def tf_adjustment(model: Model, a: Prepared, b: Prepared, lv: Sequence[int]) -> tuple[float, float]:
     """Splink's term-frequency adjustment of the given-name and surname weights:
     tf_weight * log2(u_level / max(frequency, tf_minimum_u))."""
     adjustments = []
@@ -367,38 +429,112 @@ def probability(weight: float) -> float:
 
 
 def grade(model: Model, weight: float, found: tuple[str, ...]) -> str:
+    """Certain needs no contradiction; two signs of different people (a father and son
+    with another birth date, twins of another sex) leave the pair at most possible."""
     t = model.thresholds
     if weight >= t.certain and not found:
         return CERTAIN
-    if weight >= t.probable:
+    if weight >= t.probable and len(found) < 2:
         return PROBABLE
     if weight >= t.possible:
         return POSSIBLE
     return CERTAINLY_NOT
 
 
-def score_prepared(a: Prepared, b: Prepared, model: Model) -> Score:
-    lv = levels(a, b)
-    given_tf, surname_tf = tf_adjustment(model, a, b, lv)
-    explanation = []
-    for c_index, (comparison, level_index) in enumerate(zip(model.comparisons, lv, strict=True)):
-        level = comparison.levels[level_index]
-        weight = level.weight
-        if c_index == GIVEN:
-            weight += given_tf
-        elif c_index == SURNAMES:
-            weight += surname_tf
-        explanation.append(FieldWeight(comparison.field, level.label, round(weight, 4)))
-    total = model.prior_weight + sum(fw.weight for fw in explanation)
-    found = contradictions(a, b, lv)
-    return Score(
-        probability=probability(total),
-        weight=total,
-        grade=grade(model, total, found),
-        explanation=tuple(explanation),
-        contradictions=found,
-        prior_weight=model.prior_weight,
+def household_only(lv: Sequence[int]) -> bool:
+    """A shared phone or address points to a household; only with the given name does it
+    point to a person. Random pairs (where u is measured) are seldom relatives, so for
+    siblings, twins and parents the shared number would count as if it were the person's
+    own: with different given names it counts for nothing (DOMAIN.md: relatives defeat
+    naive matchers)."""
+    return lv[GIVEN] not in (MISSING, G_EXACT, G_CONTAINED, G_NICKNAME, G_JW_HIGH)
+
+
+def root_implied(lv: Sequence[int]) -> bool:
+    """A CURP root is made of the initials, birth date and sex: when the names and the
+    birth date already agree, its agreement says nothing new and counting it would count
+    them twice (Fellegi-Sunter weights add only for independent comparisons)."""
+    return (
+        lv[CURP] == C_ROOT_AGREES
+        and lv[GIVEN] in SAME_GIVEN
+        and lv[SURNAMES] in SHARED_SURNAMES
+        and lv[BIRTH_DATE] == B_EXACT
     )
+
+
+class Scorer:
+    """A model's weights looked up once; `score` for one pair, `weight` for bulk work."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.tables = model.weights()
+        self.prior = model.prior_weight
+        given, surnames = model.comparisons[GIVEN], model.comparisons[SURNAMES]
+        self.tf_levels = (
+            tuple(level.tf_weight > 0 for level in given.levels),
+            tuple(level.tf_weight > 0 for level in surnames.levels),
+        )
+        # The most name frequencies can lift a level (names as rare as tf_minimum_u)
+        self.most_tf_given = tuple(_most_tf(level) for level in given.levels)
+        self.most_tf_surnames = tuple(_most_tf(level) for level in surnames.levels)
+
+    def field_weights(self, a: Prepared, b: Prepared, lv: Sequence[int]) -> list[float]:
+        weights = [self.tables[c][level] for c, level in enumerate(lv)]
+        if self.tf_levels[0][lv[GIVEN]] or self.tf_levels[1][lv[SURNAMES]]:
+            given_tf, surname_tf = tf_adjustment(self.model, a, b, lv)
+            weights[GIVEN] += given_tf
+            weights[SURNAMES] += surname_tf
+        if household_only(lv):
+            weights[PHONE] = min(weights[PHONE], 0.0)
+            weights[ADDRESS] = min(weights[ADDRESS], 0.0)
+        if root_implied(lv):
+            weights[CURP] = 0.0
+        return weights
+
+    def upper_bound(self, lv: Sequence[int]) -> float:
+        """At least the match weight `field_weights` can give these levels: a pair below
+        a threshold even so needs no name frequencies looked up."""
+        t = self.tables
+        total = (
+            self.prior
+            + t[0][lv[0]]
+            + t[1][lv[1]]
+            + t[2][lv[2]]
+            + t[3][lv[3]]
+            + t[4][lv[4]]
+            + t[5][lv[5]]
+            + t[6][lv[6]]
+            + t[7][lv[7]]
+        )
+        return total + self.most_tf_given[lv[GIVEN]] + self.most_tf_surnames[lv[SURNAMES]]
+
+    def score(self, a: Prepared, b: Prepared, lv: Sequence[int] | None = None) -> Score:
+        lv = levels(a, b) if lv is None else lv
+        weights = [round(w, 4) for w in self.field_weights(a, b, lv)]
+        explanation = tuple(
+            FieldWeight(comparison.field, comparison.levels[level].label, weight)
+            for comparison, level, weight in zip(self.model.comparisons, lv, weights, strict=True)
+        )
+        total = self.prior + sum(weights)
+        found = contradictions(a, b, lv)
+        return Score(
+            probability=probability(total),
+            weight=total,
+            grade=grade(self.model, total, found),
+            explanation=explanation,
+            contradictions=found,
+            prior_weight=self.prior,
+        )
+
+
+def _most_tf(level: Level) -> float:
+    if level.tf_weight == 0:
+        return 0.0
+    return level.tf_weight * max(0.0, math.log2(level.u / max(level.tf_minimum_u, 1e-12)))
+
+
+def score_prepared(a: Prepared, b: Prepared, model: Model) -> Score:
+    return Scorer(model).score(a, b)
 
 
 def score(a: Features, b: Features, model: Model) -> Score:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from puente.cli import accounts, audit, exchange, server
+from puente.cli import accounts, audit, exchange, matching, server
 
 app = typer.Typer(
     name="puente",
@@ -20,6 +20,7 @@ server.register(app)
 accounts.register(app)
 audit.register(app)
 exchange.register(app)
+matching.register(app)
 
 
 def main() -> None:

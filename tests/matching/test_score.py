@@ -26,8 +26,7 @@ MX_ROOT = "HELJ850412HRPN"
 
 @pytest.fixture(scope="module")
 def model() -> Model:
-    # The starting model until the trained default ships (same schema, hand-set m/u).
-    return matching_model.initial()
+    return matching_model.default()
 
 
 def level(a_kwargs: Mapping[str, Any], b_kwargs: Mapping[str, Any], field: str) -> str:
@@ -73,6 +72,7 @@ def test_given_name_levels(a: tuple[str, ...], b: tuple[str, ...], expected: str
         # a US desk kept only the paternal surname: not a contradiction
         ({"paternal": "HERNANDEZ", "maternal": ""}, "one agrees, other unknown"),
         ({"paternal": "HERNANDEZ", "maternal": "RAMIREZ"}, "one agrees, other differs"),
+        ({"paternal": "HERNANDEZ", "maternal": "LOOPEZ"}, "one agrees, other similar"),
         # hyphenated on the US side, parsed into both surnames
         (
             {"paternal": "HERNANDEZ-LOPEZ", "maternal": "", "surnames": ("HERNANDEZ", "LOPEZ")},

@@ -1,0 +1,316 @@
+"""Offline linkage of two files of FHIR Patients (`puente link`): the `$match` scorer in bulk.
+
+The work, in the order it costs:
+1. normalise every line into match features: in worker processes, a chunk at a time;
+2. block: for each US record, the ids sharing a blocking key; each Mexican record's
+   candidates are the union over its keys (a pair found by two keys is scored once);
+3. score: the same levels, weights and grades as `score.score`, the model's weights
+   looked up once; the Mexican records are shared out between processes.
+Read errors never stop the run: bad lines are named (file and line, never their content)
+and skipped, as `puente import` does.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exchange.matching import blocking
+from exchange.matching import features as matching_features
+from exchange.matching.features import Features
+from exchange.matching.model import FIELDS, Model
+from exchange.matching.score import (
+    CERTAIN,
+    POSSIBLE,
+    PROBABLE,
+    Prepared,
+    Scorer,
+    contradictions,
+    given_level,
+    grade,
+    levels,
+    prepare,
+    probability,
+)
+from puente.errors import InvalidResource, PuenteError
+from translation.i18n import N_
+
+CHUNK = 2_000  # lines per normalisation task: small enough for a smooth progress bar
+# A blocking key shared by more records of one file than this says little (a birth date
+# in a file of millions, a hospital's switchboard number): its pairs would cost more than
+# they find, so such a key is skipped, and the other keys still pair the same person.
+MAX_BLOCK = 1_000
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class LineError:
+    source: str  # file name
+    line: int
+    error: PuenteError
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    mx_id: str
+    us_id: str
+    probability: float
+    weight: float
+    grade: str
+    field_weights: tuple[float, ...]  # in model.FIELDS order
+    contradictions: tuple[str, ...]
+
+
+def _normalise_chunk(
+    source: str, lines: Sequence[tuple[int, str]]
+) -> tuple[list[Features], list[LineError]]:
+    found: list[Features] = []
+    errors: list[LineError] = []
+    for number, text in lines:
+        try:
+            resource = json.loads(text)
+        except json.JSONDecodeError:
+            errors.append(
+                LineError(source, number, InvalidResource(N_("error.import_line_not_json")))
+            )
+            continue
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if kind != "Patient":
+            errors.append(
+                LineError(
+                    source,
+                    number,
+                    InvalidResource(
+                        N_("error.resource_type_mismatch"),
+                        expected="Patient",
+                        found=kind if isinstance(kind, str) else "?",
+                    ),
+                )
+            )
+            continue
+        if not isinstance(resource.get("id"), str) or not resource["id"]:
+            errors.append(LineError(source, number, InvalidResource(N_("error.id_missing"))))
+            continue
+        found.append(matching_features.features(resource))
+    return found, errors
+
+
+def _chunks(path: Path) -> Iterator[list[tuple[int, str]]]:
+    chunk: list[tuple[int, str]] = []
+    with path.open(encoding="utf-8-sig") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                chunk.append((number, line))
+                if len(chunk) == CHUNK:
+                    yield chunk
+                    chunk = []
+    if chunk:
+        yield chunk
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as data:
+        return sum(1 for line in data if line.strip())
+
+
+def normalise(
+    paths: Sequence[Path], *, workers: int, advance: Progress = lambda n: None
+) -> tuple[list[list[Features]], list[LineError]]:
+    """Each file's Patients as features (in file order), and the lines that were not."""
+    results: list[list[Features]] = [[] for _ in paths]
+    errors: list[LineError] = []
+    if workers <= 1:
+        for index, path in enumerate(paths):
+            for chunk in _chunks(path):
+                found, bad = _normalise_chunk(path.name, chunk)
+                results[index] += found
+                errors += bad
+                advance(len(chunk))
+        return results, errors
+    context = multiprocessing.get_context("fork")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [
+            (index, len(chunk), pool.submit(_normalise_chunk, path.name, chunk))
+            for index, path in enumerate(paths)
+            for chunk in _chunks(path)
+        ]
+        for index, size, future in futures:
+            found, bad = future.result()
+            results[index] += found
+            errors += bad
+            advance(size)
+    return results, errors
+
+
+def block(us: Sequence[Features], *, max_block: int = MAX_BLOCK) -> dict[str, list[int]]:
+    """Blocking key -> indices of the US records that have it (over-shared keys dropped)."""
+    index: dict[str, list[int]] = defaultdict(list)
+    for position, f in enumerate(us):
+        for key in blocking.blocking_keys(f):
+            index[key].append(position)
+    return {key: ids for key, ids in index.items() if len(ids) <= max_block}
+
+
+class _Linker:
+    """The scorer in bulk: a pair that cannot reach the lowest grade written stops before
+    its name frequencies are looked up (most candidate pairs are strangers born the same
+    day), and only written pairs get their explanation."""
+
+    def __init__(self, model: Model, *, lowest: str) -> None:
+        self.scorer = Scorer(model)
+        thresholds = model.thresholds
+        self.floor = thresholds.possible if lowest == POSSIBLE else thresholds.probable
+        self.written = (CERTAIN, PROBABLE, POSSIBLE) if lowest == POSSIBLE else (CERTAIN, PROBABLE)
+
+    def link(self, a: Prepared, b: Prepared, given: int | None = None) -> Link | None:
+        lv = levels(a, b, given)
+        scorer = self.scorer
+        if scorer.upper_bound(lv) < self.floor:
+            return None
+        weights = scorer.field_weights(a, b, lv)
+        total = scorer.prior + sum(round(w, 4) for w in weights)
+        if total < self.floor:
+            return None
+        found = contradictions(a, b, lv)
+        graded = grade(scorer.model, total, found)
+        if graded not in self.written:
+            return None
+        return Link(
+            a.features.id,
+            b.features.id,
+            probability(total),
+            total,
+            graded,
+            tuple(round(w, 4) for w in weights),
+            found,
+        )
+
+
+# Set in the parent before the worker processes fork: they read it, never copy it.
+_SHARED: dict[str, Any] = {}
+
+
+def _score_range(start: int, stop: int) -> tuple[list[Link], int]:
+    """Score the Mexican records start..stop against their candidates (in a worker)."""
+    us: list[Prepared] = _SHARED["us"]
+    us_given: list[int] = _SHARED["us_given"]
+    index: dict[str, list[int]] = _SHARED["index"]
+    linker: _Linker = _SHARED["linker"]
+    signatures: dict[tuple[object, ...], int] = _SHARED["signatures"]
+    given_levels: dict[int, int] = _SHARED.setdefault("given_levels", {})
+    width = _SIGNATURE_SPACE
+    found: list[Link] = []
+    pairs = 0
+    for f in _SHARED["mx"][start:stop]:
+        a = prepare(f)
+        candidates: set[int] = set()
+        for key in blocking.blocking_keys(f):
+            hits = index.get(key)
+            if hits:
+                candidates.update(hits)
+        pairs += len(candidates)
+        a_given = signatures.get(a.given_signature, -1)
+        links = []
+        for j in candidates:
+            b = us[j]
+            # Common given names meet again and again: their level is looked up once.
+            if a_given >= 0:
+                cache_key = a_given * width + us_given[j]
+                given = given_levels.get(cache_key)
+                if given is None:
+                    given = given_levels[cache_key] = given_level(a, b)
+            else:
+                given = given_level(a, b)
+            found_link = linker.link(a, b, given)
+            if found_link is not None:
+                links.append(found_link)
+        links.sort(key=lambda link: (-link.weight, link.us_id))
+        found += links
+    return found, pairs
+
+
+# Given-name signatures are numbered below this; a pair's cache key is a_id * space + b_id.
+_SIGNATURE_SPACE = 1 << 24
+
+
+@dataclass(frozen=True, slots=True)
+class LinkResult:
+    links: list[Link]
+    candidate_pairs: int
+
+
+def link(
+    mx: Sequence[Features],
+    us: Sequence[Features],
+    model: Model,
+    *,
+    include_possible: bool = False,
+    workers: int = 1,
+    advance: Progress = lambda n: None,
+) -> LinkResult:
+    """Certain and probable pairs (and possible ones if asked), best first per Mexican
+    record, Mexican records in file order."""
+    prepared_us = [prepare(f) for f in us]
+    signatures: dict[tuple[object, ...], int] = {}
+    us_given = [signatures.setdefault(b.given_signature, len(signatures)) for b in prepared_us]
+    if len(signatures) >= _SIGNATURE_SPACE:
+        signatures.clear()  # a file with more distinct given names than that: no cache
+        us_given = [0] * len(prepared_us)
+    _SHARED.update(
+        mx=mx,
+        us=prepared_us,
+        us_given=us_given,
+        signatures=signatures,
+        index=block(us),
+        linker=_Linker(model, lowest=POSSIBLE if include_possible else PROBABLE),
+    )
+    try:
+        step = max(1, min(CHUNK, len(mx) // max(workers * 8, 1) or 1))
+        ranges = [(start, min(start + step, len(mx))) for start in range(0, len(mx), step)]
+        links: list[Link] = []
+        pairs = 0
+        if workers <= 1:
+            for start, stop in ranges:
+                found, counted = _score_range(start, stop)
+                links += found
+                pairs += counted
+                advance(stop - start)
+            return LinkResult(links, pairs)
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [
+                (stop - start, pool.submit(_score_range, start, stop)) for start, stop in ranges
+            ]
+            for size, future in futures:
+                found, counted = future.result()
+                links += found
+                pairs += counted
+                advance(size)
+        return LinkResult(links, pairs)
+    finally:
+        _SHARED.clear()
+
+
+def header(*, explain: bool) -> list[str]:
+    columns = ["mx_id", "us_id", "score", "grade"]
+    if explain:
+        columns += [f"{field}_weight" for field in FIELDS] + ["contradictions"]
+    return columns
+
+
+def row(found: Link, *, explain: bool) -> list[str]:
+    values = [found.mx_id, found.us_id, f"{found.probability:.6f}", found.grade]
+    if explain:
+        values += [f"{w:.2f}" for w in found.field_weights] + [" ".join(found.contradictions)]
+    return values
+
+
+def default_workers() -> int:
+    return max(1, min(2, os.cpu_count() or 1))
