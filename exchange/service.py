@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.orm import Session
 
 from exchange import query, store
+from exchange.matching import links as mpi_links
 from exchange.models import PUENTE_OWNER, ResourceVersion, StoredResource
 from exchange.resources import DIRECTORY_TYPES, STORE_TYPES
 from puente.auth.caller import Caller
@@ -52,6 +53,28 @@ def _visible(caller: Caller, stored: StoredResource) -> bool:
     return stored.res_type in DIRECTORY_TYPES or stored.owner == caller.org_code
 
 
+def visible_clause(caller: Caller, resource_type: str) -> ColumnElement[bool]:
+    """The visibility rule as a clause on `StoredResource`, for the MPI's own queries
+    (`$match`, `$ihe-pix`): one rule, whatever widens it widens them."""
+    return _visible_clause(caller, resource_type)
+
+
+def with_links(
+    session: Session, caller: Caller, rows: list[StoredResource]
+) -> list[dict[str, Any]]:
+    """The rows' content, Patients with `Patient.link` (seealso) to the linked records the
+    caller may see: added at read time, never stored in the hospital's resource."""
+    patients = [r.pk for r in rows if r.res_type == "Patient" and r.content is not None]
+    linked = (
+        mpi_links.linked_ids(session, patients, visible=_visible_clause(caller, "Patient"))
+        if patients
+        else {}
+    )
+    return [
+        mpi_links.with_links(r.content, linked.get(r.pk, ())) for r in rows if r.content is not None
+    ]
+
+
 def capability(resource_type: str) -> Any:
     found = STORE_TYPES.get(resource_type)
     if found is None:
@@ -75,7 +98,7 @@ def read(session: Session, caller: Caller, *, resource_type: str, res_id: str) -
         raise NotFound(resource_type=resource_type, res_id=res_id[:64])
     if stored.deleted or stored.content is None:
         raise Gone(resource_type=resource_type)
-    return Found(stored.content, stored.version, stored.last_updated)
+    return Found(with_links(session, caller, [stored])[0], stored.version, stored.last_updated)
 
 
 def vread(
@@ -137,8 +160,8 @@ def _extras(
     for stored in found:
         if stored.pk not in seen and stored.content is not None:
             seen.add(stored.pk)
-            extras.append(stored.content)
-    return extras
+            extras.append(stored)
+    return with_links(session, caller, extras)
 
 
 def search(
@@ -157,7 +180,7 @@ def search(
         return SearchResult([], total)
     found = query.page(session, base, resource_type=resource_type, request=request)
     extras = _extras(session, caller, resource_type, request, found.rows)
-    resources = [r.content for r in found.rows if r.content is not None]
+    resources = with_links(session, caller, found.rows)
     if request.elements:
         resources = [subsetted(r, request.elements) for r in resources]
     return SearchResult(resources, total, extras, found.next_token, found.previous_token)

@@ -12,6 +12,7 @@ from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.orm import Session
 
 from exchange import indexing
+from exchange.matching import index as mpi
 from exchange.models import (
     DateIndex,
     QuantityIndex,
@@ -245,6 +246,7 @@ def write(
     stored.content = _stamp(content, stored)
     session.flush()
     _record(session, stored, method)
+    mpi.patient_written(session, stored)
     return stored, True
 
 
@@ -309,6 +311,14 @@ def create_many(
     for table, rows in index.items():
         if rows:
             session.execute(insert(table), rows, execution_options=_ALL_COLUMNS)
+    mpi.patients_created(
+        session,
+        owner=owner,
+        created=(
+            (pk, r["res_type"], r["res_id"], r["content"])
+            for pk, r in zip(pks, resources, strict=True)
+        ),
+    )
 
 
 def delete_current(session: Session, stored: StoredResource) -> bool:
@@ -322,6 +332,7 @@ def delete_current(session: Session, stored: StoredResource) -> bool:
     stored.content = None
     session.flush()
     _record(session, stored, "DELETE")
+    mpi.patient_deleted(session, stored)
     return True
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from puente.cli import accounts, audit, exchange, matching, server
+from puente.cli import accounts, audit, exchange, matcher, matching, server
 
 app = typer.Typer(
     name="puente",
@@ -21,6 +21,7 @@ accounts.register(app)
 audit.register(app)
 exchange.register(app)
 matching.register(app)
+matcher.register(app)
 
 
 def main() -> None:
