@@ -18,7 +18,15 @@ from exchange.matching import features as feature_module
 from exchange.matching import links, versions
 from exchange.matching.errors import LinkNotFound, NotPending, SameSystem, StewardOnly
 from exchange.matching.links import Side
-from exchange.matching.models import LINKED, REJECTED, REVIEW, UNLINKED, MatchLink, MatchRecord
+from exchange.matching.models import (
+    LINKED,
+    REJECTED,
+    REVIEW,
+    UNLINKED,
+    MatchLink,
+    MatchLinkHistory,
+    MatchRecord,
+)
 from exchange.matching.score import score
 from exchange.models import StoredResource
 from puente.auth.caller import Caller
@@ -104,6 +112,18 @@ def _link(session: Session, system: str, link_id: int) -> MatchLink:
 def pair(session: Session, caller: Caller, *, link_id: int) -> Pair:
     system = authorize(caller)
     return _pairs(session, [_link(session, system, link_id)])[0]
+
+
+def history(session: Session, caller: Caller, *, link_id: int) -> list[MatchLinkHistory]:
+    """Every state the pair went through, oldest first."""
+    system = authorize(caller)
+    link = _link(session, system, link_id)
+    statement = (
+        select(MatchLinkHistory)
+        .where(MatchLinkHistory.link_id == link.id)
+        .order_by(MatchLinkHistory.id)
+    )
+    return list(session.scalars(statement))
 
 
 def _decide(

@@ -65,6 +65,18 @@ class Record(BaseModel):
     features: dict[str, Any] = Field(description="What the matcher compared (normalised)")
 
 
+class State(BaseModel):
+    status: str
+    grade: str
+    score: float
+    model_version: str
+    left_version: int
+    right_version: int
+    decided_by: str
+    reason: str = Field(description="scored, conflict, changed, rescored, deleted, accept, ...")
+    recorded_at: dt.datetime
+
+
 class Pair(BaseModel):
     id: int
     status: str = Field(description="linked, review, possible, rejected or unlinked")
@@ -78,6 +90,9 @@ class Pair(BaseModel):
     contradictions: list[str]
     left: Record
     right: Record
+    history: list[State] | None = Field(
+        default=None, description="Every state of the pair, oldest first (one pair's read)"
+    )
 
 
 class ReviewPage(BaseModel):
@@ -162,12 +177,26 @@ def unlink(link_id: int, session: SessionDep, caller: StewardDep, ctx: ContextDe
     return _decided(ctx, "link-unlink", link_id, review.unlink, session=session, caller=caller)
 
 
-@router.get("/links/{link_id}", summary="One pair, with its explanation")
+@router.get("/links/{link_id}", summary="One pair, with its explanation and history")
 def link(link_id: int, session: SessionDep, caller: StewardDep, ctx: ContextDep) -> Pair:
     note = ctx.note("link-read", "R", entities=[f"MatchLink/{link_id}"], event_type="mpi")
     found = review.pair(session, caller, link_id=link_id)
     note.patients = _patients([found])
-    return _pair(found)
+    states = [
+        State(
+            status=h.status,
+            grade=h.grade,
+            score=h.score,
+            model_version=h.model_version,
+            left_version=h.left_version,
+            right_version=h.right_version,
+            decided_by=h.decided_by,
+            reason=h.reason,
+            recorded_at=h.recorded_at,
+        )
+        for h in review.history(session, caller, link_id=link_id)
+    ]
+    return _pair(found).model_copy(update={"history": states})
 
 
 @router.get("/links", summary="Every link of one of the steward's hospital's Patients")

@@ -149,7 +149,13 @@ def test_link_and_unlink_by_hand(client: TestClient, grades: Grades) -> None:
     assert undone.status_code == 200
     assert undone.json()["status"] == "unlinked"
     put(client, person("hgcj-1", gender="male"))  # unchanged: the unlink stands
-    assert client.get(f"/mpi/links/{link['id']}", headers=OFFICER).json()["status"] == "unlinked"
+    read = client.get(f"/mpi/links/{link['id']}", headers=OFFICER).json()
+    assert read["status"] == "unlinked"
+    assert [(h["status"], h["reason"]) for h in read["history"]] == [
+        ("linked", "link"),
+        ("unlinked", "unlink"),
+    ]
+    assert read["history"][0]["decided_by"] == link["decided_by"]
     assert [r.action for r in audit_rows("link-create")] == ["C"]
     assert len(audit_rows("link-unlink")) == 1
 
