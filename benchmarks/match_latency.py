@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
@@ -77,6 +77,15 @@ def load(folder: Path, system: str, env: dict[str, str]) -> float:
     return time.perf_counter() - began
 
 
+def analyze(database_url: str) -> None:
+    """What autovacuum does after a bulk load in production: the test server runs with
+    autovacuum off, and a key table without statistics is planned as seq scans."""
+    engine = create_engine(database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
+
+
 def link_counts(database_url: str) -> dict[str, int]:
     from exchange.matching.models import MatchLink
 
@@ -114,7 +123,10 @@ def main() -> int:
         folders, queries = write_patients(Path(scratch), args.patients)
         prepare(database_url, secret_key)
         env = os.environ | environment(database_url, secret_key)
-        seconds = {system: load(path, system, env) for system, path in folders.items()}
+        seconds = {}
+        for system, path in folders.items():
+            seconds[system] = load(path, system, env)
+            analyze(database_url)
         counts = link_counts(database_url)
         token = system_token("hgcj", "MX", "system/*.rs")
         bodies = [parameters(q) for q in queries]
