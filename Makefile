@@ -86,6 +86,7 @@ bench: install
 	$(BIN)/python benchmarks/import_throughput.py
 	$(BIN)/python benchmarks/store_latency.py
 	$(BIN)/python benchmarks/transaction_latency.py
+	$(BIN)/python benchmarks/linkage_quality.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -15,7 +15,12 @@ defeats naive matchers:
   surnames, birth date, home and phone, different given names, sometimes the same sex),
   siblings (same surnames, home and phone, other birth dates), father/son namesakes (same
   given names and paternal surname, another maternal surname, 20-35 years apart, often the
-  same home) and unrelated people with very common names born the same day.
+  same home) and unrelated people with very common names born the same day (same sex,
+  given name and paternal surname, another maternal surname).
+
+About 8% of the people drawn come with a relative across the border and 1% with such a
+stranger: more often than family sizes and chance would put them in two hospitals, so
+that the figures on hard negatives are measured rather than anecdotes.
 
 `generate()` is deterministic for a seed. The truth is the set of (MX id, US id) pairs of
 the same person; `hard_negatives` lists the look-alike pairs of different people with
@@ -362,7 +367,10 @@ class _Builder:
                 return person
 
     def common(self, side: Side, like: Person | None) -> Person:
-        """Someone with very common names; born the day `like` was, when given."""
+        """Someone with very common names; when `like` is given, born the same day with the
+        same sex, given name and paternal surname but another (common) maternal surname:
+        unrelated people identical in every name would be a coincidence far rarer than
+        this data makes them, and no record could tell them apart."""
         rng = self.rng
         person = self.person(side)
         if like is not None:
@@ -370,10 +378,11 @@ class _Builder:
             person.birth_date = like.birth_date
             person.given = list(like.given)
             person.paternal = like.paternal
+            person.maternal = rng.choice([s for s in self.common_surnames if s != like.maternal])
         else:
             person.given = [rng.choice(self.common_given[person.sex])]
             person.paternal = rng.choice(self.common_surnames)
-        person.maternal = rng.choice(self.common_surnames)
+            person.maternal = rng.choice(self.common_surnames)
         return self._with_curp(person)
 
 
@@ -395,7 +404,9 @@ def _typo(word: str, rng: random.Random) -> str:
         return word[:at] + word[at + 1 :]
     if kind < 0.8:
         return word[:at] + word[at] + word[at:]
-    return word[: at - 1] + word[at] + word[at - 1] + word[at + 1 :]
+    if not word[at + 1].isalpha():
+        return word
+    return word[:at] + word[at + 1] + word[at] + word[at + 2 :]
 
 
 def _mx_record(someone: Someone, index: int, rng: random.Random) -> dict[str, Any]:

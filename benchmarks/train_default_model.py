@@ -7,10 +7,13 @@ Juárez and an El Paso hospital sharing half their patients, with twins, sibling
 father/son namesakes:
 - training (seed TRAIN_SEED): u by random sampling, m by EM (`exchange.matching.train`),
   no labels used;
-- validation (seed VALIDATION_SEED): the thresholds. `certain` is the lowest weight at
-  which automatic links stay at least CERTAIN_PRECISION precise, raised by
-  CERTAIN_MARGIN bits for populations larger than this one; `probable` the weight that
-  maximises F1 of certain+probable links; `possible` POSSIBLE_BELOW bits under it;
+- validation (seed VALIDATION_SEED, VALIDATION_PER_HOSPITAL patients a side): the
+  thresholds. `certain` is the lowest weight at which automatic links stay at least
+  CERTAIN_PRECISION precise, plus CERTAIN_MARGIN bits; `probable` the weight that
+  maximises F1 of certain+probable links; `possible` POSSIBLE_BELOW bits under it. All
+  three then rise by log2(SCALE_PATIENTS / VALIDATION_PER_HOSPITAL) bits: in a population
+  k times larger a candidate pair is k times less likely to be the same person (the prior
+  falls by log2 k), so the thresholds hold for hospitals of SCALE_PATIENTS patients;
 - held out (seed HOLDOUT_SEED): the figures written into the model's `puente.metrics`,
   which `tests/matching/test_train.py` reproduces.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -38,9 +42,11 @@ VERSION = "2026.11.1"
 CREATED = dt.date(2026, 11, 24)
 TRAIN_SEED, VALIDATION_SEED, HOLDOUT_SEED = 2026, 2027, 2028
 PATIENTS_PER_HOSPITAL = 4_000
+VALIDATION_PER_HOSPITAL = 25_000
+SCALE_PATIENTS = 100_000
 OVERLAP = 0.5
 CERTAIN_PRECISION = 0.9995
-CERTAIN_MARGIN = 2.0
+CERTAIN_MARGIN = 1.0
 POSSIBLE_BELOW = 6.0
 TRAIN_U_PAIRS = 300_000
 
@@ -99,8 +105,9 @@ def choose_thresholds(model: Model, validation: Population) -> Thresholds:
         f1 = 2 * hits / (found + len(truth))
         if f1 > best_f1:
             best_f1, probable_at = f1, link.weight
-    certain = round(certain_at + CERTAIN_MARGIN, 1)
-    probable = round(min(probable_at, certain), 1)
+    scale = math.log2(SCALE_PATIENTS / len(validation.mx))
+    certain = round(certain_at + CERTAIN_MARGIN + scale, 1)
+    probable = round(min(probable_at + scale, certain), 1)
     return Thresholds(
         certain=certain, probable=probable, possible=round(probable - POSSIBLE_BELOW, 1)
     )
@@ -126,7 +133,7 @@ def evaluate(model: Model, held_out: Population) -> dict[str, Any]:
 
 def build() -> Model:
     trained = fit(population(TRAIN_SEED))
-    thresholds = choose_thresholds(trained, population(VALIDATION_SEED))
+    thresholds = choose_thresholds(trained, population(VALIDATION_SEED, VALIDATION_PER_HOSPITAL))
     chosen = replace(
         trained,
         thresholds=thresholds,
@@ -138,7 +145,9 @@ def build() -> Model:
             "patients_per_hospital": PATIENTS_PER_HOSPITAL,
             "overlap": OVERLAP,
             "certain_precision_target": CERTAIN_PRECISION,
+            "validation_patients_per_hospital": VALIDATION_PER_HOSPITAL,
             "certain_margin_bits": CERTAIN_MARGIN,
+            "thresholds_scaled_to_patients": SCALE_PATIENTS,
         },
     )
     return replace(chosen, metrics=evaluate(chosen, population(HOLDOUT_SEED)))

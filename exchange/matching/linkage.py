@@ -39,7 +39,7 @@ from exchange.matching.score import (
     prepare,
     probability,
 )
-from puente.errors import InvalidResource, PuenteError
+from puente.errors import InvalidResource, Issue, PuenteError
 from translation.i18n import N_
 
 CHUNK = 2_000  # lines per normalisation task: small enough for a smooth progress bar
@@ -54,7 +54,7 @@ Progress = Callable[[int], None]
 class LineError:
     source: str  # file name
     line: int
-    error: PuenteError
+    issue: Issue  # what was wrong, in catalog words (never the line's content)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,24 @@ class Link:
     contradictions: tuple[str, ...]
 
 
+def _patient(text: str) -> dict[str, Any]:
+    try:
+        resource = json.loads(text)
+    except json.JSONDecodeError:
+        raise InvalidResource(N_("error.import_line_not_json")) from None
+    kind = resource.get("resourceType") if isinstance(resource, dict) else None
+    if kind != "Patient":
+        raise InvalidResource(
+            N_("error.resource_type_mismatch"),
+            expected="Patient",
+            found=kind if isinstance(kind, str) else "?",
+        )
+    patient: dict[str, Any] = resource
+    if not isinstance(patient.get("id"), str) or not patient["id"]:
+        raise InvalidResource(N_("error.id_missing"))
+    return patient
+
+
 def _normalise_chunk(
     source: str, lines: Sequence[tuple[int, str]]
 ) -> tuple[list[Features], list[LineError]]:
@@ -75,30 +93,13 @@ def _normalise_chunk(
     errors: list[LineError] = []
     for number, text in lines:
         try:
-            resource = json.loads(text)
-        except json.JSONDecodeError:
-            errors.append(
-                LineError(source, number, InvalidResource(N_("error.import_line_not_json")))
-            )
-            continue
-        kind = resource.get("resourceType") if isinstance(resource, dict) else None
-        if kind != "Patient":
-            errors.append(
-                LineError(
-                    source,
-                    number,
-                    InvalidResource(
-                        N_("error.resource_type_mismatch"),
-                        expected="Patient",
-                        found=kind if isinstance(kind, str) else "?",
-                    ),
-                )
-            )
-            continue
-        if not isinstance(resource.get("id"), str) or not resource["id"]:
-            errors.append(LineError(source, number, InvalidResource(N_("error.id_missing"))))
-            continue
-        found.append(matching_features.features(resource))
+            found.append(matching_features.features(_patient(text)))
+        except PuenteError as exc:
+            errors.append(LineError(source, number, exc.issues[0]))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            # features() reads what it understands and skips the rest; a shape it cannot
+            # read at all is this line's fault, not the run's.
+            errors.append(LineError(source, number, Issue(N_("error.invalid_resource"))))
     return found, errors
 
 

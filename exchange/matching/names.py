@@ -383,8 +383,10 @@ def parse_name(
     for reading, _ in readings:
         for part in (reading.paternal, reading.maternal, reading.married):
             surnames |= surname_words(part)
-    if partner:
-        surnames |= surname_words(fold_cached(partner))
+    # Every word of `family` and of a partner name too: a third surname, or the married
+    # name a sender left in `family` beside the extensions.
+    family_words = " ".join(w for w in fold_cached(family).split() if w not in SUFFIXES)
+    surnames |= surname_words(family_words) | surname_words(fold_cached(partner))
     unique = tuple(dict.fromkeys(readings))
     return ParsedName(
         given=unique[0][1],

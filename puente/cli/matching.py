@@ -103,7 +103,7 @@ def link_command(
         f"in {time.perf_counter() - started:.1f} s"
     )
     for error in errors[:50]:
-        typer.echo(f"{error.source}:{error.line}: {describe(error.error.issues[0])}", err=True)
+        typer.echo(f"{error.source}:{error.line}: {describe(error.issue)}", err=True)
     if len(errors) > 50:
         typer.echo(f"... and {len(errors) - 50} more lines not read", err=True)
     if errors:

@@ -119,6 +119,7 @@ def test_hard_negatives_look_alike_as_domain_md_says() -> None:
         assert a["birthDate"] == b["birthDate"]
         assert _curp(a) != _curp(b) or _curp(a) is None
     assert share("common", lambda a, b: a["name"][0]["given"] == b["name"][0]["given"]) > 0.75
+    assert share("common", lambda a, b: _mothers(a) != _mothers(b)) > 0.9
 
 
 def test_mexican_records_keep_two_surnames_and_valid_curps(data: BorderData) -> None:

@@ -188,6 +188,7 @@ def test_bad_lines_are_named_skipped_and_exit_1(tmp_path: Path) -> None:
     assert "mx.ndjson:4:" in result.output
     assert "mx.ndjson:5:" in result.output
     assert "us.ndjson:4:" in result.output
+    assert "mx.ndjson:4: Expected a Patient resource but received Observation." in result.output
     assert "Secret" not in result.output  # values never echoed
     assert {tuple(r[:2]) for r in _read(out)[1:]} >= {("hgcj-1", "umcep-1")}  # the good ones linked
 

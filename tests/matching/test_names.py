@@ -223,3 +223,23 @@ def test_phonetic_key_keeps_different_names_apart(a: str, b: str) -> None:
 def test_generational_suffixes_are_not_surnames() -> None:
     f = features(patient(family="Hernandez Jr.", given=["Jose", "Luis", "Jr"], gender="male"))
     assert (f.paternal, f.maternal, f.given) == ("HERNANDEZ", "", ("JOSE", "LUIS"))
+
+
+def test_a_married_name_left_in_family_beside_the_extensions_is_a_surname() -> None:
+    f = features(
+        patient(
+            family="Hernández López de García",
+            fathers="Hernández",
+            mothers="López",
+            given=["María"],
+            gender="female",
+        )
+    )
+    assert (f.paternal, f.maternal) == ("HERNANDEZ", "LOPEZ")
+    assert f.surnames == {"HERNANDEZ", "LOPEZ", "GARCIA"}
+
+
+def test_every_word_of_a_long_family_is_a_surname_candidate() -> None:
+    f = features(patient(family="Garza Sada López Hernández", given=["Ana"]))
+    assert (f.paternal, f.maternal) == ("GARZA", "SADA")
+    assert f.surnames == {"GARZA", "SADA", "LOPEZ", "HERNANDEZ"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -142,14 +143,23 @@ def test_identifier_phone_sex_and_address_levels() -> None:
 
 def test_same_person_across_the_border_is_certain(model: Model) -> None:
     mx = person(
-        "hgcj-1", given=("JESUS",), curp=MX_CURP, roots=(MX_ROOT,), phones=("+526561234567",)
+        "hgcj-1",
+        given=("JESUS",),
+        curp=MX_CURP,
+        roots=(MX_ROOT,),
+        phones=("+526561234567",),
+        postal_code="32000",
     )
     us = person(
         "umcep-1", given=("CHUY",), canonical=("JESUS",), maternal="", roots=("HEXC850412HRXC",),
-        phones=("+526561234567",),
+        phones=("+526561234567",), postal_code="32000",
     )  # fmt: skip
     result = score(mx, us, model)
     assert result.grade == CERTAIN
+    assert result.weight > model.thresholds.certain + 3
+    # a nickname, one surname and a birth date alone do not make a link automatic
+    bare = score(replace(mx, phones=frozenset(), postal_code=""), us, model)
+    assert bare.grade != CERTAIN
     assert result.contradictions == ()
     assert result.probability > 0.999
     assert result.weight == pytest.approx(
