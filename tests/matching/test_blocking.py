@@ -47,8 +47,9 @@ def test_the_keys_of_a_mexican_record() -> None:
         "bds:1985-03-04",
         "ps:ERNANDES|1985M",
         "ps:LOPES|1985M",
+        "md:04-03|ERNANDES",
+        "md:04-03|LOPES",
         "gs:JESUS|ERNANDES",
-        "gs:JESUS|LOPES",
         f"curp:{features(MX).curp}",
         "tel:+526561234567",
     }
@@ -65,6 +66,7 @@ def test_the_keys_of_a_mexican_record() -> None:
         ("Lopez", ["Chuy", "Hernandez"], "1985-03-04"),  # month first and misfiled
         ("Hernandes", ["Jesus"], "1985-04-13"),  # misspelt, wrong day
         ("Ernandez Lopes", ["Chuy"], "1985-11-30"),  # wrong birth date altogether
+        ("Lopez", ["Jesse", "Hernandez"], "1986-04-03"),  # misfiled, wrong year
         ("Garcia", ["Jesus"], "1985-03-04"),  # another surname altogether, swapped
     ],
 )
@@ -97,6 +99,11 @@ def test_married_de_garcia_shares_her_own_surname() -> None:
     assert _keys(mx) & _keys(us) == {"ps:ERNANDES|1970F"}
 
 
+def test_a_wrong_birth_year_shares_the_month_day_key() -> None:
+    us = patient(family="Hernandez", given=["Pedro"], gender="male", birth_date="1986-04-03")
+    assert _keys(MX) & _keys(us) == {"md:04-03|ERNANDES"}
+
+
 def test_identifiers_and_phones_are_keys() -> None:
     us = patient(family="Smith", given=["Joe"], ssn="123-45-6789", phones=["+52 656 123 4567"])
     keys = _keys(us)
@@ -108,8 +115,8 @@ def test_no_key_is_a_common_name_alone() -> None:
     keys = _keys(
         patient(family="García", given=["María"], gender="female", birth_date="1980-01-02")
     )
-    # A lone María García has her birth date keys and year-bound surname key only.
-    assert keys == {"bd:1980-01-02", "bds:1980-01-02", "ps:GARSIA|1980F"}
+    # A lone María García has date-bound keys only.
+    assert keys == {"bd:1980-01-02", "bds:1980-01-02", "ps:GARSIA|1980F", "md:01-02|GARSIA"}
     assert not _keys(patient(family="García", given=["María"]))
 
 

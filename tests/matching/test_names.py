@@ -184,6 +184,9 @@ def test_the_nickname_table_is_large_sourced_and_loaded_once() -> None:
     sources = {"DOMAIN.md", "hipocorismo-mx", "equivalente-en", "ortografia"}
     assert {r["source"] for r in rows} <= sources
     assert all(r["variant"] and r["canonical"] and r["relation"] for r in rows)
+    pairs = [(names.fold(r["variant"]), names.fold(r["canonical"])) for r in rows]
+    assert len(set(pairs)) == len(pairs)
+    assert all(variant != canonical for variant, canonical in pairs)
     assert names.nickname_table() is names.nickname_table()
 
 
