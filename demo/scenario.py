@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from demo.generator import generate
 from exchange import bulk, store
 from exchange import service as exchange
+from exchange.matching import review as mpi_review
 from puente.auth import service as auth
 from puente.auth.scopes import Role
 from puente.db import unit_of_work
@@ -101,6 +102,53 @@ UMCEP = DemoSystem(
 )
 SYSTEMS = (HGCJ, UMCEP)
 
+# People registered on both sides in ways that leave a matcher in doubt (DOMAIN.md "People
+# and their names"): a nickname and a single surname with a month-first birth date; an
+# English given name with a hyphenated family and another phone. The matcher sends them to
+# the review queue, where a consent officer decides. (The demo's own patient pair above,
+# `Joe L. Ramirez` born "1985-12-04", is the third.)
+DOUBTFUL: tuple[tuple[dict[str, object], dict[str, object]], ...] = (
+    (
+        {
+            "resourceType": "Patient",
+            "id": "hgcj-demo-doubtful-1",
+            "name": [{"family": "Torres Villalobos", "given": ["María", "Guadalupe"]}],
+            "gender": "female",
+            "birthDate": "1979-06-03",
+            "telecom": [{"system": "phone", "value": "+52 656 555 0170"}],
+            "address": [{"city": "Ciudad Juárez", "state": "CHH", "country": "MX"}],
+        },
+        {
+            "resourceType": "Patient",
+            "id": "umcep-demo-doubtful-1",
+            "name": [{"family": "Torres", "given": ["Lupe"]}],
+            "gender": "female",
+            "birthDate": "1979-03-06",
+            "address": [{"city": "El Paso", "state": "TX", "country": "US"}],
+        },
+    ),
+    (
+        {
+            "resourceType": "Patient",
+            "id": "hgcj-demo-doubtful-2",
+            "name": [{"family": "Nevárez Ochoa", "given": ["Jesús", "Alberto"]}],
+            "gender": "male",
+            "birthDate": "1992-11-21",
+            "telecom": [{"system": "phone", "value": "+52 656 555 0191"}],
+            "address": [{"city": "Ciudad Juárez", "state": "CHH", "country": "MX"}],
+        },
+        {
+            "resourceType": "Patient",
+            "id": "umcep-demo-doubtful-2",
+            "name": [{"family": "Nevarez-Ochoa", "given": ["Jesse"]}],
+            "gender": "male",
+            "birthDate": "1992-11-21",
+            "telecom": [{"system": "phone", "value": "+1 915 555 0131"}],
+            "address": [{"city": "El Paso", "state": "TX", "country": "US"}],
+        },
+    ),
+)
+
 
 def email(role: Role, code: str) -> str:
     return f"{role.value}@{code}"
@@ -124,7 +172,8 @@ def _load(session: Session) -> dict[str, str]:
             session, code=system.code, name=system.name, country=system.country
         )
         secrets[registered.client_id] = secret
-        for resource in (system.clinician, system.patient):
+        doubtful = [pair[SYSTEMS.index(system)] for pair in DOUBTFUL]
+        for resource in (system.clinician, system.patient, *doubtful):
             store.put(
                 session, owner=system.code, owner_country=system.country, resource=dict(resource)
             )
@@ -191,6 +240,35 @@ def _tokens(session: Session) -> dict[str, str]:
     }
 
 
+def _print_mpi(console: Console, counts: dict[str, int], base: str) -> None:
+    console.print(
+        f"\n[bold]Patient matching[/bold]: {counts.get('linked', 0)} pairs of records linked "
+        f"automatically, {counts.get('review', 0)} waiting for a consent officer's review "
+        f"({counts.get('possible', 0)} possible matches kept for $match).",
+        highlight=False,
+    )
+    calls = [
+        (
+            "The review queue, as HGCJ's consent officer (the data steward), best first",
+            f'curl -s -H "Authorization: Bearer $OFFICER" "{base}/mpi/reviews?_count=5"',
+        ),
+        (
+            "Accept (or reject) a pair from the queue by its id",
+            f'curl -s -X POST -H "Authorization: Bearer $OFFICER" {base}/mpi/reviews/ID/accept',
+        ),
+        (
+            "Patient/$match: HGCJ's records that may be this person",
+            f'curl -s -X POST -H "Authorization: Bearer $HGCJ" '
+            f'-H "Content-Type: application/fhir+json" {base}/fhir/Patient/\\$match -d '
+            """'{"resourceType":"Parameters","parameter":[{"name":"resource","resource":"""
+            """{"resourceType":"Patient","name":[{"family":"Ramirez","given":["Jose"]}],"""
+            """"gender":"male","birthDate":"1985-04-12"}}]}'""",
+        ),
+    ]
+    for title, call in calls:
+        console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
+
+
 def _print(
     console: Console, secrets: dict[str, str], tokens: dict[str, str], loaded: bool, seconds: float
 ) -> None:
@@ -242,6 +320,9 @@ def _print(
     ]
     for title, call in calls:
         console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
+    with unit_of_work() as session:
+        counts = mpi_review.counts(session)
+    _print_mpi(console, counts, base)
     console.print(
         f"\nSign in as a person at {base}/docs (Authorize, PKCE) with any account above; "
         f"the API reference is at {base}/docs. `puente audit verify` checks the audit chain.\n",

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from consent import service as labelling
 from exchange import query, store
+from exchange.matching import links as mpi_links
 from exchange.models import PUENTE_OWNER, ResourceVersion, StoredResource
 from exchange.resources import DIRECTORY_TYPES, STORE_TYPES
 from puente.auth.caller import Caller
@@ -53,6 +54,38 @@ def _visible(caller: Caller, stored: StoredResource) -> bool:
     return stored.res_type in DIRECTORY_TYPES or stored.owner == caller.org_code
 
 
+def visible_clause(caller: Caller, resource_type: str) -> ColumnElement[bool]:
+    """The visibility rule as a clause on `StoredResource`, for the MPI's own queries
+    (`$match`, `$ihe-pix`): one rule, whatever widens it widens them."""
+    return _visible_clause(caller, resource_type)
+
+
+def with_links(
+    session: Session, caller: Caller, rows: list[StoredResource]
+) -> list[dict[str, Any]]:
+    """The rows' content, Patients with `Patient.link` (seealso) to the linked records the
+    caller may see: added at read time, never stored in the hospital's resource."""
+    patients = [r.pk for r in rows if r.res_type == "Patient" and r.content is not None]
+    linked = (
+        mpi_links.linked_ids(session, patients, visible=_visible_clause(caller, "Patient"))
+        if patients
+        else {}
+    )
+    return [
+        mpi_links.with_links(r.content, linked.get(r.pk, ())) for r in rows if r.content is not None
+    ]
+
+
+def shown(session: Session, caller: Caller, rows: list[StoredResource]) -> list[dict[str, Any]]:
+    """The rows' current content as `caller` sees it: `Patient.link` added and the stored
+    security labels merged into `meta.security`; deleted rows left out."""
+    current = [r for r in rows if r.content is not None]
+    contents = with_links(session, caller, current)
+    return labelling.labelled(
+        session, [(r.pk, content) for r, content in zip(current, contents, strict=True)]
+    )
+
+
 def capability(resource_type: str) -> Any:
     found = STORE_TYPES.get(resource_type)
     if found is None:
@@ -76,8 +109,7 @@ def read(session: Session, caller: Caller, *, resource_type: str, res_id: str) -
         raise NotFound(resource_type=resource_type, res_id=res_id[:64])
     if stored.deleted or stored.content is None:
         raise Gone(resource_type=resource_type)
-    (content,) = labelling.labelled(session, [(stored.pk, stored.content)])
-    return Found(content, stored.version, stored.last_updated)
+    return Found(shown(session, caller, [stored])[0], stored.version, stored.last_updated)
 
 
 def vread(
@@ -140,8 +172,8 @@ def _extras(
     for stored in found:
         if stored.pk not in seen and stored.content is not None:
             seen.add(stored.pk)
-            extras.append((stored.pk, stored.content))
-    return labelling.labelled(session, extras)
+            extras.append(stored)
+    return shown(session, caller, extras)
 
 
 def search(
@@ -160,9 +192,7 @@ def search(
         return SearchResult([], total)
     found = query.page(session, base, resource_type=resource_type, request=request)
     extras = _extras(session, caller, resource_type, request, found.rows)
-    resources = labelling.labelled(
-        session, [(r.pk, r.content) for r in found.rows if r.content is not None]
-    )
+    resources = shown(session, caller, found.rows)
     if request.elements:
         # R4 3.1.1.5.9: "The list of elements does not apply to included resources": the
         # included ones stay whole, so a client can still tell who a match's subject is.

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from consent import service as labelling
 from exchange import indexing, pgcopy
+from exchange.matching import index as mpi
 from exchange.models import (
     DateIndex,
     QuantityIndex,
@@ -278,6 +279,7 @@ def write(
         stored.content = _stamp(content, stored)
         session.flush()
     _record(session, stored, method)
+    mpi.patient_written(session, stored)
     return stored, True
 
 
@@ -361,6 +363,14 @@ def create_many(
             labelling.Written(pk, r["res_type"], r["content"], owner)
             for pk, r in zip(pks, resources, strict=True)
         ],
+    )
+    mpi.patients_created(
+        session,
+        owner=owner,
+        created=(
+            (pk, r["res_type"], r["res_id"], r["content"])
+            for pk, r in zip(pks, resources, strict=True)
+        ),
     )
 
 
@@ -454,6 +464,7 @@ def delete_current(session: Session, stored: StoredResource) -> bool:
     stored.content = None
     session.flush()
     _record(session, stored, "DELETE")
+    mpi.patient_deleted(session, stored)
     return True
 
 

@@ -70,6 +70,8 @@ def create_app() -> FastAPI:
     # so that `import puente` stays cheap for the CLI.
     from exchange.api import router as exchange_router
     from exchange.import_api import router as import_router
+    from exchange.matching.api import router as matching_router
+    from exchange.matching.review_api import router as review_router
     from puente.audit.api import router as audit_router
     from puente.auth.api import router as auth_router
     from puente.fhir.api import router as fhir_router
@@ -80,6 +82,8 @@ def create_app() -> FastAPI:
     app.include_router(fhir_router)
     app.include_router(audit_router)
     app.include_router(import_router)  # before the store's generic /fhir/{type}/{id}
+    app.include_router(matching_router)  # Patient/$match, $ihe-pix: before the store's too
+    app.include_router(review_router)
     app.include_router(exchange_router)  # last: its routes are generic over resource types
     handlers.install(app)
     middleware.install(app)

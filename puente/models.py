@@ -2,6 +2,7 @@
 
 from consent import models as consent_models
 from exchange import models as exchange_models
+from exchange.matching import models as matching_models
 from puente.audit import models as audit_models
 from puente.auth import models as auth_models
 from puente.db import Base
@@ -13,5 +14,6 @@ __all__ = [
     "auth_models",
     "consent_models",
     "exchange_models",
+    "matching_models",
     "notify_models",
 ]

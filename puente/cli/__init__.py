@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import typer
 
-from puente.cli import accounts, audit, consent, exchange, matching, outbox, server
+from puente.cli import accounts, audit, consent, exchange, matcher, matching, outbox, server
 
 app = typer.Typer(
     name="puente",
@@ -22,6 +22,7 @@ audit.register(app)
 exchange.register(app)
 outbox.register(app)
 matching.register(app)
+matcher.register(app)
 consent.register(app)
 
 

@@ -68,7 +68,8 @@ def test_printed_tokens_and_calls_work(client: TestClient) -> None:
         params={"_summary": "count"},
         headers={"Authorization": f"Bearer {tokens['HGCJ']}"},
     )
-    assert patients.json()["total"] == 12 + 1  # the synthetic ones and the demo patient
+    # the synthetic ones, the demo patient and the doubtful registrations for the MPI's queue
+    assert patients.json()["total"] == 12 + 1 + len(scenario.DOUBTFUL)
     names = {e["resource"]["name"] for e in organizations.json()["entry"]}
     assert "Hospital General de Ciudad Juárez" in names
     audit = client.get("/fhir/AuditEvent", headers={"Authorization": f"Bearer {tokens['OFFICER']}"})

@@ -1,0 +1,158 @@
+"""`Patient/$match` latency with 200,000 patients stored in PostgreSQL.
+
+Generates the patients with the demo generator (half registered at Hospital General de
+Ciudad Juárez, half at University Medical Center of El Paso, a quarter of the Mexican ones
+on both sides), loads each hospital's with `puente import` (the real import path: every
+batch's Patients get their features and blocking keys in the import's transaction, and
+one matching task per batch links them across the border after commit), serves with
+`puente serve` (one worker, no broker, read auditing off) and sends a bounded closed loop
+of `$match` requests from a few clients: each asks HGCJ's records for a person as El Paso
+registered him or her (nicknames, hyphenated or single surnames, month-first dates).
+Prints the load time, the links made, and p50/p95 of `$match`.
+
+    python benchmarks/match_latency.py [--database-url URL] [--patients 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.harness import (
+    DEFAULT_SERVER,
+    PUENTE,
+    closed_loop,
+    environment,
+    fresh_database,
+    percentile,
+    prepare,
+    serve,
+    system_token,
+)
+
+
+def write_patients(folder: Path, patients: int) -> tuple[dict[str, Path], list[dict[str, Any]]]:
+    """Each hospital's Patients as NDJSON; and the El Paso records of shared people, which
+    the benchmark asks HGCJ to match."""
+    from demo.generator import generate
+
+    scenario = generate(patients_per_hospital=patients // 2, seed=7)
+    folders: dict[str, Path] = {}
+    by_id: dict[str, dict[str, Any]] = {}
+    for system, records in scenario.records.items():
+        target = folder / system
+        target.mkdir()
+        chosen = [r for r in records if r["resourceType"] == "Patient"]
+        by_id.update((str(r["id"]), r) for r in chosen)
+        lines = "\n".join(json.dumps(p, ensure_ascii=False) for p in chosen)
+        (target / "Patient.ndjson").write_text(lines + "\n", "utf-8")
+        folders[system] = target
+    queries = [by_id[us] for _mx, us in scenario.shared]
+    return folders, queries
+
+
+def load(folder: Path, system: str, env: dict[str, str]) -> float:
+    began = time.perf_counter()
+    subprocess.run(
+        [str(PUENTE), "import", str(folder), "--system", system, "--quiet"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return time.perf_counter() - began
+
+
+def analyze(database_url: str) -> None:
+    """What autovacuum does after a bulk load in production: the test server runs with
+    autovacuum off, and a key table without statistics is planned as seq scans."""
+    engine = create_engine(database_url, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text("ANALYZE"))
+    engine.dispose()
+
+
+def link_counts(database_url: str) -> dict[str, int]:
+    from exchange.matching.models import MatchLink
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    with Session(engine) as session:
+        statement = select(MatchLink.status, func.count()).group_by(MatchLink.status)
+        counts = {str(s): int(n) for s, n in session.execute(statement).all()}
+    engine.dispose()
+    return counts
+
+
+def parameters(patient: dict[str, Any]) -> dict[str, Any]:
+    query = {k: v for k, v in patient.items() if k not in ("id", "meta")}
+    return {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "resource", "resource": query},
+            {"name": "count", "valueInteger": 5},
+        ],
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--database-url", default=DEFAULT_SERVER, help="PostgreSQL server URL")
+    parser.add_argument("--patients", type=int, default=200_000)
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=4)
+    args = parser.parse_args()
+    secret_key = secrets.token_urlsafe(48)
+    with (
+        tempfile.TemporaryDirectory(prefix="puente-bench-") as scratch,
+        fresh_database(args.database_url, "match") as database_url,
+    ):
+        folders, queries = write_patients(Path(scratch), args.patients)
+        prepare(database_url, secret_key)
+        env = os.environ | environment(database_url, secret_key)
+        seconds = {}
+        for system, path in folders.items():
+            seconds[system] = load(path, system, env)
+            analyze(database_url)
+        counts = link_counts(database_url)
+        token = system_token("hgcj", "MX", "system/*.rs")
+        bodies = [parameters(q) for q in queries]
+
+        def match(http: httpx.Client, n: int) -> int:
+            body = bodies[n % len(bodies)]
+            headers = {"Content-Type": "application/fhir+json"}
+            return http.post("/fhir/Patient/$match", json=body, headers=headers).status_code
+
+        with serve(database_url, secret_key) as url:
+            closed_loop(url, token, match, total=100, clients=args.clients, max_seconds=30)
+            latencies, errors = closed_loop(
+                url, token, match, total=args.requests, clients=args.clients, max_seconds=180
+            )
+    loaded = ", ".join(f"{system} {s:.0f} s" for system, s in seconds.items())
+    print(
+        f"$match latency: {args.patients} patients stored (puente import with matching: "
+        f"{loaded}), PostgreSQL, one uvicorn worker, {args.clients} clients"
+    )
+    print(f"links after import: {json.dumps(counts, sort_keys=True)}")
+    print(
+        f"$match {len(latencies):5d} req  {errors} errors  "
+        f"p50 {percentile(latencies, 0.50):6.2f} ms  p95 {percentile(latencies, 0.95):6.2f} ms"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,36 @@
+"""The master patient index's errors: each a status, a FHIR issue code and a catalog key."""
+
+from __future__ import annotations
+
+from puente.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from translation.i18n import N_
+
+
+class ModelNotFound(NotFound):
+    message_key = N_("error.mpi_model_not_found")
+
+
+class StewardOnly(Forbidden):
+    """The review queue and hand-made links belong to consent officers (data stewards)."""
+
+    message_key = N_("error.mpi_steward_only")
+
+
+class MatchRoleForbidden(Forbidden):
+    message_key = N_("error.mpi_match_role_forbidden")
+
+
+class LinkNotFound(NotFound):
+    message_key = N_("error.mpi_link_not_found")
+
+
+class NotPending(Conflict):
+    message_key = N_("error.mpi_link_not_pending")
+
+
+class SameSystem(InvalidRequest):
+    message_key = N_("error.mpi_same_system")
+
+
+class BadParameter(InvalidRequest):
+    message_key = N_("error.mpi_parameter_invalid")

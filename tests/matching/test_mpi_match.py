@@ -1,0 +1,366 @@
+"""Over HTTP: automatic links at import, `Patient.link` at read time through the gate,
+`Patient/$match`, `Patient/$ihe-pix`, and their declaration in the CapabilityStatement."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.operationdefinition import OperationDefinition
+from fhir.resources.R4B.parameters import Parameters
+from sqlalchemy import ColumnElement, select, true
+
+from exchange import service as store_service
+from exchange.matching.models import MatchLink
+from exchange.models import StoredResource
+from puente.audit.models import AuditEntry
+from puente.auth.caller import Caller
+from puente.db import session_factory
+from tests.factories import bearer, fhir_json
+from tests.matching.mpi_fakes import install
+
+HGCJ = bearer("system", "hgcj")
+UMCEP = bearer("system", "umcep")
+CURP = "https://www.gob.mx/curp"
+MRN_HGCJ = "urn:puente:mrn:hgcj"
+MRN_UMCEP = "urn:puente:mrn:umcep"
+MATCH_GRADE = "http://hl7.org/fhir/StructureDefinition/match-grade"
+
+
+def person(res_id: str, mrn: str, **fields: Any) -> dict[str, Any]:
+    """The same person as both hospitals register him."""
+    return {
+        "resourceType": "Patient",
+        "id": res_id,
+        "identifier": [
+            {"system": CURP, "value": "RAAL850412HCHMNS01"},
+            {"system": mrn, "value": res_id.upper()},
+        ],
+        "name": [{"family": "Ramírez Anchondo", "given": ["José", "Luis"]}],
+        "gender": "male",
+        "birthDate": "1985-04-12",
+        "telecom": [{"system": "phone", "value": "+52 656 555 0142"}],
+        "address": [{"city": "Ciudad Juárez", "postalCode": "32000", "country": "MX"}],
+        **fields,
+    }
+
+
+def put(client: TestClient, resource: dict[str, Any], headers: dict[str, str]) -> Any:
+    response = client.put(
+        f"/fhir/Patient/{resource['id']}", json=resource, headers={**headers, **fhir_json()}
+    )
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def import_ndjson(client: TestClient, resources: list[dict[str, Any]], org: str) -> None:
+    body = "".join(json.dumps(r) + "\n" for r in resources).encode("utf-8")
+    response = client.post(
+        "/fhir/$import",
+        content=body,
+        headers={
+            **bearer("system", org),
+            "Prefer": "respond-async",
+            "Content-Type": "application/fhir+ndjson",
+        },
+    )
+    assert response.status_code == 202, response.text
+    status = client.get(
+        response.headers["Content-Location"].removeprefix("http://testserver"),
+        headers=bearer("system", org),
+    )
+    assert status.status_code == 200, status.text
+
+
+def register_systems() -> None:
+    from puente.auth import service as auth
+
+    with session_factory()() as session:
+        for code, name, country in (("hgcj", "HGCJ", "MX"), ("umcep", "UMC", "US")):
+            auth.add_system(session, code=code, name=name, country=country)
+            store_service.register_hospital_organization(
+                session, code=code, name=name, country=country
+            )
+        session.commit()
+
+
+@pytest.fixture
+def open_gate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every Patient visible to everyone, as a consent would allow: the one rule widened."""
+
+    def everything(caller: Caller, resource_type: str) -> ColumnElement[bool]:
+        return true()
+
+    monkeypatch.setattr(store_service, "_visible_clause", everything)
+
+
+def match(client: TestClient, *parameters: dict[str, Any], headers: dict[str, str] = HGCJ) -> Any:
+    return client.post(
+        "/fhir/Patient/$match",
+        json={"resourceType": "Parameters", "parameter": list(parameters)},
+        headers={**headers, **fhir_json()},
+    )
+
+
+def resource(res_id: str = "query", **fields: Any) -> dict[str, Any]:
+    return {"name": "resource", "resource": person(res_id, MRN_HGCJ, **fields)}
+
+
+# --- links made by the matcher, shown at read time ------------------------------------
+
+
+def test_import_of_both_sides_links_the_same_person(client: TestClient, open_gate: None) -> None:
+    register_systems()
+    import_ndjson(client, [person("hgcj-100", MRN_HGCJ)], "hgcj")
+    import_ndjson(client, [person("umcep-100", MRN_UMCEP)], "umcep")
+    read = client.get("/fhir/Patient/hgcj-100", headers=HGCJ).json()
+    assert read["link"] == [{"other": {"reference": "Patient/umcep-100"}, "type": "seealso"}]
+    other = client.get("/fhir/Patient/umcep-100", headers=UMCEP).json()
+    assert other["link"] == [{"other": {"reference": "Patient/hgcj-100"}, "type": "seealso"}]
+    # Added at read time: the stored version is untouched, and vread shows what was sent.
+    assert read["meta"]["versionId"] == "1"
+    assert "link" not in client.get("/fhir/Patient/hgcj-100/_history/1", headers=HGCJ).json()
+    found = client.get("/fhir/Patient?_id=hgcj-100", headers=HGCJ).json()
+    assert found["entry"][0]["resource"]["link"] == read["link"]
+
+
+def test_links_are_shown_only_towards_records_the_caller_may_see(client: TestClient) -> None:
+    put(client, person("hgcj-1", MRN_HGCJ), HGCJ)
+    put(client, person("umcep-1", MRN_UMCEP), UMCEP)
+    with session_factory()() as session:
+        assert session.scalars(select(MatchLink.status)).all() == ["linked"]
+    # Until a consent says otherwise each system sees only its own records: no link shown.
+    assert "link" not in client.get("/fhir/Patient/hgcj-1", headers=HGCJ).json()
+    searched = client.get("/fhir/Patient?identifier=RAAL850412HCHMNS01", headers=HGCJ).json()
+    assert [e["resource"]["id"] for e in searched["entry"]] == ["hgcj-1"]
+    assert "link" not in searched["entry"][0]["resource"]
+
+
+def test_a_sender_s_own_links_are_kept_and_deletion_unlinks(
+    client: TestClient, open_gate: None
+) -> None:
+    own = {"other": {"reference": "Patient/hgcj-0"}, "type": "replaces"}
+    put(client, person("hgcj-1", MRN_HGCJ, link=[own]), HGCJ)
+    put(client, person("umcep-1", MRN_UMCEP), UMCEP)
+    read = client.get("/fhir/Patient/hgcj-1", headers=HGCJ).json()
+    assert read["link"] == [own, {"other": {"reference": "Patient/umcep-1"}, "type": "seealso"}]
+    assert client.delete("/fhir/Patient/umcep-1", headers=UMCEP).status_code in (200, 204)
+    assert client.get("/fhir/Patient/hgcj-1", headers=HGCJ).json()["link"] == [own]
+
+
+def test_included_patients_carry_their_links(client: TestClient, open_gate: None) -> None:
+    put(client, person("hgcj-1", MRN_HGCJ), HGCJ)
+    put(client, person("umcep-1", MRN_UMCEP), UMCEP)
+    visit = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+        "subject": {"reference": "Patient/hgcj-1"},
+    }
+    created = client.post("/fhir/Encounter", json=visit, headers={**HGCJ, **fhir_json()})
+    assert created.status_code == 201, created.text
+    found = client.get("/fhir/Encounter?_include=Encounter:subject", headers=HGCJ).json()
+    included = [e["resource"] for e in found["entry"] if e["search"]["mode"] == "include"]
+    assert included[0]["link"] == [{"other": {"reference": "Patient/umcep-1"}, "type": "seealso"}]
+
+
+# --- $match ---------------------------------------------------------------------------
+
+
+def test_match_returns_a_searchset_best_first_with_grades(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grades = install(monkeypatch)
+    for n, grade in ((1, "possible"), (2, "certain"), (3, "probable"), (4, "certainly-not")):
+        put(client, person(f"hgcj-{n}", MRN_HGCJ), HGCJ)
+        grades.set("query", f"hgcj-{n}", grade)
+    response = match(client, resource())
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    body = response.json()
+    Bundle.model_validate(body)
+    assert body["type"] == "searchset"
+    assert [e["resource"]["id"] for e in body["entry"]] == ["hgcj-2", "hgcj-3", "hgcj-1"]
+    assert body["total"] == 3
+    first = body["entry"][0]
+    assert first["fullUrl"] == "http://testserver/fhir/Patient/hgcj-2"
+    assert first["search"]["mode"] == "match"
+    assert first["search"]["score"] == pytest.approx(0.999)
+    assert first["search"]["extension"] == [{"url": MATCH_GRADE, "valueCode": "certain"}]
+    scores = [e["search"]["score"] for e in body["entry"]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0 <= s <= 1 for s in scores)
+
+
+def test_match_count_and_only_certain_matches(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grades = install(monkeypatch)
+    for n, grade in ((1, "probable"), (2, "certain"), (3, "possible")):
+        put(client, person(f"hgcj-{n}", MRN_HGCJ), HGCJ)
+        grades.set("query", f"hgcj-{n}", grade)
+    counted = match(client, resource(), {"name": "count", "valueInteger": 2}).json()
+    assert [e["resource"]["id"] for e in counted["entry"]] == ["hgcj-2", "hgcj-1"]
+    only = {"name": "onlyCertainMatches", "valueBoolean": True}
+    certain = match(client, resource(), only).json()
+    assert [e["resource"]["id"] for e in certain["entry"]] == ["hgcj-2"]
+    grades.set("query", "hgcj-1", "certain")  # two certain: no single answer
+    assert match(client, resource(), only).json()["total"] == 0
+
+
+def test_match_sees_only_what_the_caller_may_see(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grades = install(monkeypatch)
+    put(client, person("hgcj-1", MRN_HGCJ), HGCJ)
+    put(client, person("umcep-1", MRN_UMCEP), UMCEP)
+    grades.set("query", "hgcj-1", "certain")
+    grades.set("query", "umcep-1", "certain")
+    mine = match(client, resource(), headers=UMCEP).json()
+    assert [e["resource"]["id"] for e in mine["entry"]] == ["umcep-1"]
+    with session_factory()() as session:
+        audited = session.scalars(
+            select(AuditEntry).where(AuditEntry.subtype == "operation").order_by(AuditEntry.id)
+        ).all()
+    assert audited[-1].entities == ["Patient/umcep-1"]
+
+
+def test_match_with_the_shipped_model_finds_the_same_person(client: TestClient) -> None:
+    put(client, person("hgcj-1", MRN_HGCJ), HGCJ)
+    put(client, person("hgcj-2", MRN_HGCJ, birthDate="1950-02-03", name=[{"family": "Soto"}]), HGCJ)
+    body = match(client, resource(), {"name": "onlyCertainMatches", "valueBoolean": True}).json()
+    assert [e["resource"]["id"] for e in body["entry"]] == ["hgcj-1"]
+    assert body["entry"][0]["search"]["extension"][0]["valueCode"] == "certain"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"resourceType": "Patient"},
+        {"resourceType": "Parameters"},
+        {"resourceType": "Parameters", "parameter": [{"name": "count", "valueInteger": 2}]},
+        {
+            "resourceType": "Parameters",
+            "parameter": [resource(), {"name": "count", "valueInteger": 0}],
+        },
+        {
+            "resourceType": "Parameters",
+            "parameter": [resource(), {"name": "onlyCertainMatches", "valueString": "yes"}],
+        },
+        {
+            "resourceType": "Parameters",
+            "parameter": [resource(), {"name": "fuzz", "valueInteger": 1}],
+        },
+        {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "resource", "resource": {"resourceType": "Observation"}}],
+        },
+        {
+            "resourceType": "Parameters",
+            "parameter": [{"name": "resource", "resource": person("x", MRN_HGCJ, gender=7)}],
+        },
+    ],
+)
+def test_bad_parameters_are_400_operation_outcome(client: TestClient, body: Any) -> None:
+    response = client.post(
+        "/fhir/Patient/$match",
+        json=body,
+        headers={**HGCJ, **fhir_json(), "Accept-Language": "es-MX"},
+    )
+    assert response.status_code == 400
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["severity"] == "error"
+    assert "RAAL850412" not in response.text
+    assert "Ramírez" not in response.text
+
+
+def test_match_is_403_for_roles_without_patient_data(client: TestClient) -> None:
+    response = match(client, resource(), headers=bearer("admin", "umcep"))
+    assert response.status_code == 403
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+# --- $ihe-pix ---------------------------------------------------------------------------
+
+
+def test_pix_returns_the_linked_identifiers(client: TestClient, open_gate: None) -> None:
+    put(client, person("hgcj-1", MRN_HGCJ), HGCJ)
+    put(client, person("umcep-1", MRN_UMCEP), UMCEP)
+    response = client.get(
+        "/fhir/Patient/$ihe-pix",
+        params={"sourceIdentifier": f"{MRN_HGCJ}|HGCJ-1"},
+        headers=HGCJ,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    Parameters.model_validate(body)
+    assert {"name": "targetId", "valueReference": {"reference": "Patient/umcep-1"}} in body[
+        "parameter"
+    ]
+    identifiers = [
+        p["valueIdentifier"] for p in body["parameter"] if p["name"] == "targetIdentifier"
+    ]
+    assert {"system": MRN_UMCEP, "value": "UMCEP-1"} in identifiers
+    narrowed = client.post(
+        "/fhir/Patient/$ihe-pix",
+        data={"sourceIdentifier": f"{MRN_HGCJ}|HGCJ-1", "targetSystem": MRN_UMCEP},
+        headers=HGCJ,
+    ).json()
+    assert [p["valueIdentifier"] for p in narrowed["parameter"] if "valueIdentifier" in p] == [
+        {"system": MRN_UMCEP, "value": "UMCEP-1"}
+    ]
+    elsewhere = client.get(
+        "/fhir/Patient/$ihe-pix",
+        params={"sourceIdentifier": f"{MRN_HGCJ}|HGCJ-1", "targetSystem": "urn:other"},
+        headers=HGCJ,
+    ).json()
+    assert "parameter" not in elsewhere
+
+
+def test_pix_goes_through_the_same_gate(client: TestClient) -> None:
+    put(client, person("hgcj-1", MRN_HGCJ), HGCJ)
+    put(client, person("umcep-1", MRN_UMCEP), UMCEP)
+    mine = client.get(
+        "/fhir/Patient/$ihe-pix", params={"sourceIdentifier": f"{MRN_HGCJ}|HGCJ-1"}, headers=HGCJ
+    )
+    assert mine.status_code == 200
+    assert "parameter" not in mine.json()
+    theirs = client.get(
+        "/fhir/Patient/$ihe-pix", params={"sourceIdentifier": f"{MRN_UMCEP}|UMCEP-1"}, headers=HGCJ
+    )
+    assert theirs.status_code == 404
+    assert "UMCEP-1" not in theirs.text
+
+
+@pytest.mark.parametrize("query", [{}, {"sourceIdentifier": "no-bar"}, {"sourceIdentifier": "|x"}])
+def test_pix_needs_one_source_identifier(client: TestClient, query: dict[str, str]) -> None:
+    response = client.get("/fhir/Patient/$ihe-pix", params=query, headers=HGCJ)
+    assert response.status_code == 400
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+# --- declared --------------------------------------------------------------------------
+
+
+def test_operations_are_declared_with_definitions(client: TestClient) -> None:
+    statement = client.get("/fhir/metadata").json()
+    patient = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Patient")
+    declared = {op["name"]: op["definition"] for op in patient["operation"]}
+    assert set(declared) >= {"match", "ihe-pix"}
+    for url in declared.values():
+        path = url.removeprefix("http://testserver")
+        definition = client.get(path, headers=HGCJ)
+        assert definition.status_code == 200
+        OperationDefinition.model_validate(definition.json())
+
+
+def test_no_stored_resource_carries_a_link(client: TestClient) -> None:
+    put(client, person("hgcj-1", MRN_HGCJ), HGCJ)
+    put(client, person("umcep-1", MRN_UMCEP), UMCEP)
+    with session_factory()() as session:
+        contents = session.scalars(select(StoredResource.content)).all()
+    assert all("link" not in (c or {}) for c in contents)
