@@ -290,10 +290,14 @@ ZONES = {"hgcj": ZoneInfo("America/Ciudad_Juarez"), "umcep": ZoneInfo("America/D
 
 
 def _moment(day: dt.date, system: str, rng: random.Random) -> dt.datetime:
-    """A wall-clock time at the hospital, with the offset its zone had that day."""
-    return dt.datetime(
-        day.year, day.month, day.day, rng.randint(0, 23), rng.randint(0, 59), tzinfo=ZONES[system]
+    """A wall-clock time at the hospital, with the offset its zone had that day. A time that
+    did not exist (the spring-forward gap: 02:30 on a March Sunday in El Paso) becomes the
+    instant it names, shown as the clocks showed it (03:30)."""
+    zone = ZONES[system]
+    wall = dt.datetime(
+        day.year, day.month, day.day, rng.randint(0, 23), rng.randint(0, 59), tzinfo=zone
     )
+    return wall.astimezone(dt.UTC).astimezone(zone)
 
 
 def _instant(day: dt.date, system: str, rng: random.Random) -> str:
@@ -346,7 +350,11 @@ def _clinical(
         diagnosis = rng.choice([d for d in codes.DIAGNOSES if not d.chronic])
         klass = ("EMER", "emergency") if er else ("AMB", "ambulatory")
         start = _moment(day, system, rng)
-        end = start + dt.timedelta(minutes=rng.randint(40, 360))
+        # In UTC: aware arithmetic in Python is wall-clock arithmetic, which puts an end
+        # before its start across a daylight-saving change.
+        end = (start.astimezone(dt.UTC) + dt.timedelta(minutes=rng.randint(40, 360))).astimezone(
+            start.tzinfo
+        )
         yield {
             "resourceType": "Encounter",
             "id": f"{pid}-e{n}",
