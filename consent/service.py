@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from consent.labels import CodeLists, compile_lists, labels_for, lists_version, shipped_lists
 from consent.models import LabelState, Part2Program, ResourceLabel
 from exchange.models import StoredResource
+from puente import pgcopy
 from puente.audit import service as audit
 
 SENDER = "sender"
@@ -120,16 +121,24 @@ def _is_part2(
 
 
 def label_written(
-    session: Session, *, resources: Sequence[Written], lists: CodeLists | None = None
+    session: Session,
+    *,
+    resources: Sequence[Written],
+    lists: CodeLists | None = None,
+    fresh: bool = False,
 ) -> None:
     """Replace the stored labels of `resources` with those their current content carries
-    (none for a deleted one). Called by the store on every write; no version is made."""
+    (none for a deleted one). Called by the store on every write; no version is made.
+    `fresh`: the resources were created in this transaction, so there is nothing to
+    replace, and on PostgreSQL the rows are COPYed (a bulk import writes a state row for
+    each of its resources)."""
     if not resources:
         return
     book = lists or shipped_lists()
     pks = [r.pk for r in resources]
-    for table in (ResourceLabel, LabelState):
-        session.execute(delete(table).where(table.resource_pk.in_(pks)))
+    if not fresh:
+        for table in (ResourceLabel, LabelState):
+            session.execute(delete(table).where(table.resource_pk.in_(pks)))
     live = [r for r in resources if r.content is not None]
     if not live:
         return
@@ -152,9 +161,21 @@ def label_written(
                 }
             )
         states.append({"resource_pk": resource.pk, "lists_version": book.version, "part2": part2})
+    if fresh and pgcopy.is_postgresql(session):
+        pgcopy.copy_rows(session, ResourceLabel.__tablename__, _LABEL_COLUMNS, _values(labels))
+        pgcopy.copy_rows(session, LabelState.__tablename__, _STATE_COLUMNS, _values(states))
+        return
     if labels:
         session.execute(insert(ResourceLabel), labels)
     session.execute(insert(LabelState), states)
+
+
+_LABEL_COLUMNS = ("resource_pk", "system", "code", "source")
+_STATE_COLUMNS = ("resource_pk", "lists_version", "part2")
+
+
+def _values(rows: list[dict[str, Any]]) -> Iterable[tuple[Any, ...]]:
+    return (tuple(row.values()) for row in rows)
 
 
 def labels_of(session: Session, pks: Iterable[int]) -> dict[int, list[dict[str, str]]]:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from consent import service as labelling
-from exchange import indexing, pgcopy
+from exchange import indexing
 from exchange.matching import index as mpi
 from exchange.models import (
     DateIndex,
@@ -28,6 +28,7 @@ from exchange.models import (
 )
 from exchange.resources import STORE_TYPES
 from exchange.validation import validate
+from puente import pgcopy
 from puente.db import utcnow
 from puente.errors import Conflict
 from puente.fhir.dates import instant
@@ -363,6 +364,7 @@ def create_many(
             labelling.Written(pk, r["res_type"], r["content"], owner)
             for pk, r in zip(pks, resources, strict=True)
         ],
+        fresh=True,
     )
     mpi.patients_created(
         session,

@@ -11,8 +11,9 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
-from exchange import pgcopy, store
+from exchange import store
 from exchange.models import RESOURCE_REFERENCES, ResourceVersion, StoredResource, TokenIndex
+from puente import pgcopy
 
 PATIENT = {
     "resourceType": "Patient",
