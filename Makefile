@@ -87,6 +87,9 @@ bench: install
 	$(BIN)/python benchmarks/store_latency.py
 	$(BIN)/python benchmarks/transaction_latency.py
 	$(BIN)/python benchmarks/linkage_quality.py
+	$(BIN)/python benchmarks/matching_features.py
+	$(BIN)/python benchmarks/match_latency.py
+	$(BIN)/python benchmarks/consent_decisions.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
