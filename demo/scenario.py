@@ -38,6 +38,7 @@ class DemoSystem:
     country: str
     clinician: dict[str, object]
     patient: dict[str, object]
+    records: tuple[dict[str, object], ...] = ()  # the demo patient's own, written after it
 
 
 HGCJ = DemoSystem(
@@ -99,6 +100,33 @@ UMCEP = DemoSystem(
         "telecom": [{"system": "phone", "value": "+1 915 555 0188"}],
         "address": [{"city": "El Paso", "state": "TX", "country": "US"}],
     },
+    # A diagnosis on the psychiatry list of ICD-10-CM (F20-F69): stored with the
+    # sensitivity label PSY beside it, shown in meta.security (consent/labels.py).
+    records=(
+        {
+            "resourceType": "Condition",
+            "id": "umcep-demo-condition-psy",
+            "subject": {"reference": "Patient/umcep-demo-patient"},
+            "clinicalStatus": {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                        "code": "active",
+                    }
+                ]
+            },
+            "code": {
+                "coding": [
+                    {
+                        "system": "http://hl7.org/fhir/sid/icd-10-cm",
+                        "code": "F32.9",
+                        "display": "Major depressive disorder, single episode, unspecified",
+                    }
+                ]
+            },
+            "recordedDate": "2026-09-14",
+        },
+    ),
 )
 SYSTEMS = (HGCJ, UMCEP)
 
@@ -173,7 +201,7 @@ def _load(session: Session) -> dict[str, str]:
         )
         secrets[registered.client_id] = secret
         doubtful = [pair[SYSTEMS.index(system)] for pair in DOUBTFUL]
-        for resource in (system.clinician, system.patient, *doubtful):
+        for resource in (system.clinician, system.patient, *system.records, *doubtful):
             store.put(
                 session, owner=system.code, owner_country=system.country, resource=dict(resource)
             )
@@ -316,6 +344,11 @@ def _print(
             "HGCJ's ER visits, their patients included (accents folded: name=jose finds José)",
             f'curl -s -H "Authorization: Bearer $HGCJ" '
             f'"{base}/fhir/Encounter?class=EMER&_include=Encounter:subject&_count=5"',
+        ),
+        (
+            "A psychiatric diagnosis carries the PSY sensitivity label in meta.security",
+            f'curl -s -H "Authorization: Bearer $UMCEP" '
+            f"{base}/fhir/Condition/umcep-demo-condition-psy",
         ),
     ]
     for title, call in calls:

@@ -75,6 +75,13 @@ def test_printed_tokens_and_calls_work(client: TestClient) -> None:
     audit = client.get("/fhir/AuditEvent", headers={"Authorization": f"Bearer {tokens['OFFICER']}"})
     assert audit.status_code == 200
     assert audit.json()["total"] >= 1
+    labelled = client.get(
+        "/fhir/Condition/umcep-demo-condition-psy",
+        headers={"Authorization": f"Bearer {tokens['UMCEP']}"},
+    ).json()
+    assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"} in [
+        {"system": c["system"], "code": c["code"]} for c in labelled["meta"]["security"]
+    ]
 
 
 def test_demo_people_sign_in_with_the_printed_password(client: TestClient) -> None:
