@@ -13,14 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.orm import Session
 
 from consent import service as labelling
 from exchange import store
 from exchange.models import ResourceVersion
 from exchange.resources import DIRECTORY_TYPES, STORE_TYPES
-from exchange.service import capability
+from exchange.service import capability, rows_visible
 from puente.auth.caller import Caller
 from puente.auth.scopes import Interaction
 from puente.db import utcnow
@@ -94,9 +94,12 @@ def parse_history(items: Iterable[tuple[str, str]], *, lenient: bool) -> History
 
 
 def _visible(caller: Caller) -> ColumnElement[bool]:
-    return or_(
-        ResourceVersion.res_type.in_(DIRECTORY_TYPES),
-        ResourceVersion.owner == (caller.org_code or ""),
+    return rows_visible(
+        caller,
+        pk=ResourceVersion.resource_pk,
+        res_type=ResourceVersion.res_type,
+        res_id=ResourceVersion.res_id,
+        owner=ResourceVersion.owner,
     )
 
 

@@ -10,16 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, select, true
+from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from consent import service as labelling
 from exchange import query, store
 from exchange.matching import links as mpi_links
-from exchange.models import PUENTE_OWNER, ResourceVersion, StoredResource
+from exchange.models import PUENTE_OWNER, ReferenceIndex, ResourceVersion, StoredResource
 from exchange.resources import DIRECTORY_TYPES, STORE_TYPES
 from puente.auth.caller import Caller
-from puente.auth.scopes import Interaction
+from puente.auth.scopes import Interaction, Role
 from puente.errors import Gone, NotFound
 from puente.fhir.bundle import subsetted
 from puente.fhir.search import Include, SearchParam, SearchRequest, parse_search
@@ -44,14 +44,82 @@ class SearchResult:
     previous_token: str | None = None
 
 
+# The references that put a resource in a patient's compartment (FHIR R4
+# compartmentdefinition-patient: the parameters its types list, whatever the type).
+COMPARTMENT_PARAMS = (
+    "patient",
+    "subject",
+    "performer",
+    "actor",
+    "author",
+    "asserter",
+    "recorder",
+    "requester",
+    "beneficiary",
+)
+
+
+def _own_patient(caller: Caller) -> str | None:
+    user = caller.fhir_user or ""
+    return user.removeprefix("Patient/") if user.startswith("Patient/") else None
+
+
+def rows_visible(
+    caller: Caller,
+    *,
+    pk: Any,
+    res_type: Any,
+    res_id: Any,
+    owner: Any,
+) -> ColumnElement[bool]:
+    """Which stored rows (current or past versions: the columns given) `caller` may see:
+    directory data to all; a hospital's people and system their own system's records; a
+    patient only its own compartment: its Patient record and what references it (SMART
+    `patient/` scopes), its own Consents (owned by `puente`) included. The consent issue's
+    gate widens this one rule."""
+    directory: ColumnElement[bool] = res_type.in_(DIRECTORY_TYPES)
+    own_system: ColumnElement[bool] = owner == (caller.org_code or "")
+    if caller.role is not Role.PATIENT:
+        return or_(directory, own_system)
+    patient = _own_patient(caller)
+    if patient is None:
+        return directory
+    references_patient = exists().where(
+        ReferenceIndex.resource_pk == pk,
+        ReferenceIndex.target_type == "Patient",
+        ReferenceIndex.target_id == patient,
+        ReferenceIndex.param.in_(COMPARTMENT_PARAMS),
+    )
+    return or_(
+        directory,
+        and_(own_system, res_type == "Patient", res_id == patient),
+        and_(or_(own_system, owner == PUENTE_OWNER), references_patient),
+    )
+
+
 def _visible_clause(caller: Caller, resource_type: str) -> ColumnElement[bool]:
     if resource_type in DIRECTORY_TYPES:
         return true()
-    return StoredResource.owner == (caller.org_code or "")
+    return rows_visible(
+        caller,
+        pk=StoredResource.pk,
+        res_type=StoredResource.res_type,
+        res_id=StoredResource.res_id,
+        owner=StoredResource.owner,
+    )
 
 
-def _visible(caller: Caller, stored: StoredResource) -> bool:
-    return stored.res_type in DIRECTORY_TYPES or stored.owner == caller.org_code
+def _visible(session: Session, caller: Caller, stored: StoredResource) -> bool:
+    if stored.res_type in DIRECTORY_TYPES:
+        return True
+    if caller.role is not Role.PATIENT:
+        return stored.owner == caller.org_code
+    found = session.scalar(
+        select(StoredResource.pk).where(
+            StoredResource.pk == stored.pk, _visible_clause(caller, stored.res_type)
+        )
+    )
+    return found is not None
 
 
 def visible_clause(caller: Caller, resource_type: str) -> ColumnElement[bool]:
@@ -105,7 +173,7 @@ def read(session: Session, caller: Caller, *, resource_type: str, res_id: str) -
     capability(resource_type)
     caller.require(resource_type, Interaction.READ)
     stored = _load(session, resource_type, res_id)
-    if stored is None or not _visible(caller, stored):
+    if stored is None or not _visible(session, caller, stored):
         raise NotFound(resource_type=resource_type, res_id=res_id[:64])
     if stored.deleted or stored.content is None:
         raise Gone(resource_type=resource_type)
@@ -118,7 +186,7 @@ def vread(
     capability(resource_type)
     caller.require(resource_type, Interaction.READ)
     stored = _load(session, resource_type, res_id)
-    if stored is None or not _visible(caller, stored):
+    if stored is None or not _visible(session, caller, stored):
         raise NotFound(resource_type=resource_type, res_id=res_id[:64])
     row = session.get(ResourceVersion, (stored.pk, version))
     if row is None:
