@@ -211,3 +211,37 @@ def test_capability_statement_lists_consent_with_its_search_params(client: TestC
         "organization",
     } <= names
     assert {i["code"] for i in consent["interaction"]} >= {"create", "update", "delete"}
+
+
+def test_a_patients_conditional_writes_see_only_its_own_consents(client: TestClient) -> None:
+    juarez, el_paso = _setup(client)
+    juana = bearer("patient", "hgcj", fhir_user=f"Patient/{juarez}")
+    someone = bearer("patient", "umcep", fhir_user=f"Patient/{el_paso}")
+    theirs = _post(client, _consent(juarez), juana).json()
+    # Both puente-owned and active: the other patient's must not count as a match.
+    gone = client.delete("/fhir/Consent?status=active", headers=someone)
+    assert gone.status_code == 404
+    mine = client.post(
+        "/fhir/Consent",
+        json=_consent(el_paso),
+        headers={**someone, **fhir_json(), "If-None-Exist": "status=active"},
+    )
+    assert mine.status_code == 201
+    assert mine.json()["id"] != theirs["id"]
+    again = client.post(
+        "/fhir/Consent",
+        json=_consent(el_paso),
+        headers={**someone, **fhir_json(), "If-None-Exist": "status=active"},
+    )
+    assert again.status_code == 200
+    assert again.json()["id"] == mine.json()["id"]
+    assert client.delete("/fhir/Consent?status=active", headers=juana).status_code == 204
+    assert _owner(theirs["id"]) == PUENTE_OWNER
+    assert (
+        client.post(
+            "/fhir/Consent",
+            json=_consent(el_paso),
+            headers={**someone, **fhir_json(), "If-None-Exist": "status=active"},
+        ).json()["id"]
+        == mine.json()["id"]
+    )
