@@ -317,3 +317,29 @@ def add_part2_program(
     mark_stale(session, owner=owner)
     session.flush()
     return True
+
+
+def organization_directory(session: Session) -> dict[str, str | None]:
+    """`Organization/<id>` of each stored Organization to the Organization it is `partOf`
+    (a hospital to its country's), None for a country: what a Consent's actors may name."""
+    rows = session.execute(
+        select(StoredResource.res_id, StoredResource.content).where(
+            StoredResource.res_type == "Organization", StoredResource.deleted.is_(False)
+        )
+    ).all()
+    directory: dict[str, str | None] = {}
+    for res_id, content in rows:
+        parent = _relative((content or {}).get("partOf"))
+        directory[f"Organization/{res_id}"] = parent
+    return directory
+
+
+def validate_consent(session: Session, resource: Mapping[str, Any]) -> None:
+    """Puente's rules for a Consent the R4B model already accepted (consent.validation),
+    against the stored Organization directory: InvalidConsent (422), one issue per rule."""
+    from consent.errors import InvalidConsent
+    from consent.validation import validate_consent as broken_rules
+
+    issues = broken_rules(resource, organizations=organization_directory(session))
+    if issues:
+        raise InvalidConsent(issues=issues)

@@ -6,6 +6,7 @@ Loaded once: a second run finds the systems registered and only prints how to ca
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -15,12 +16,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from consent.codes import ACT_CODE, ACT_REASON, CONSENT_SCOPE, LOINC, PARTICIPATION_TYPE
 from demo.generator import generate
-from exchange import bulk, store
+from exchange import bulk, store, writes
 from exchange import service as exchange
 from exchange.matching import review as mpi_review
 from puente.auth import service as auth
-from puente.auth.scopes import Role
+from puente.auth.models import UserAccount
+from puente.auth.scopes import Role, grant
 from puente.db import unit_of_work
 from puente.settings import get_settings
 
@@ -190,8 +193,49 @@ def _subject(role: Role, system: DemoSystem) -> str | None:
     return None
 
 
+# José, the Juárez demo patient, lets every hospital of the United States (the country's
+# Organization, which each US hospital is partOf) see his records for treatment; HGCJ's
+# consent officer records it through the FHIR write path, Puente's Consent rules included.
+CONSENT: dict[str, object] = {
+    "resourceType": "Consent",
+    "id": "hgcj-demo-consent",
+    "status": "active",
+    "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
+    "category": [{"coding": [{"system": LOINC, "code": "59284-0", "display": "Consent"}]}],
+    "patient": {"reference": f"Patient/{HGCJ.patient['id']}"},
+    "dateTime": "2026-11-02",
+    "organization": [{"reference": "Organization/hgcj"}],
+    "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN"}]},
+    "provision": {
+        "type": "permit",
+        "period": {"start": "2026-11-02"},
+        "actor": [
+            {
+                "role": {"coding": [{"system": PARTICIPATION_TYPE, "code": "IRCP"}]},
+                "reference": {"reference": "Organization/us"},
+            }
+        ],
+        "purpose": [{"system": ACT_REASON, "code": "TREAT"}],
+    },
+}
+
+
+def _record_consent(session: Session, officer: UserAccount) -> None:
+    caller = dataclasses.replace(
+        auth.person_caller(session, officer), scopes=grant(Role.CONSENT_OFFICER, None)
+    )
+    writes.update(
+        session,
+        caller,
+        resource_type="Consent",
+        res_id=str(CONSENT["id"]),
+        body=dict(CONSENT),
+    )
+
+
 def _load(session: Session) -> dict[str, str]:
     secrets: dict[str, str] = {}
+    officers: dict[str, UserAccount] = {}
     for system in SYSTEMS:
         registered, secret = auth.add_system(
             session, code=system.code, name=system.name, country=system.country, jwks=None
@@ -206,7 +250,7 @@ def _load(session: Session) -> dict[str, str]:
                 session, owner=system.code, owner_country=system.country, resource=dict(resource)
             )
         for role in PEOPLE_ROLES:
-            auth.add_user(
+            account = auth.add_user(
                 session,
                 email=email(role, system.code),
                 password=DEMO_PASSWORD,
@@ -214,6 +258,9 @@ def _load(session: Session) -> dict[str, str]:
                 org_code=system.code,
                 subject=_subject(role, system),
             )
+            if role is Role.CONSENT_OFFICER:
+                officers[system.code] = account
+    _record_consent(session, officers[HGCJ.code])
     settings = get_settings()
     auth.add_app(
         session,
@@ -349,6 +396,10 @@ def _print(
             "A psychiatric diagnosis carries the PSY sensitivity label in meta.security",
             f'curl -s -H "Authorization: Bearer $UMCEP" '
             f"{base}/fhir/Condition/umcep-demo-condition-psy",
+        ),
+        (
+            "José's Consent: treatment by the United States' hospitals, as HGCJ's officer",
+            f'curl -s -H "Authorization: Bearer $OFFICER" {base}/fhir/Consent/hgcj-demo-consent',
         ),
     ]
     for title, call in calls:

@@ -135,6 +135,7 @@ _OTHER_TYPES = (
     "DiagnosticReport",
     "DocumentReference",
     "Provenance",
+    "Consent",
 )
 
 

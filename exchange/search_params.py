@@ -289,6 +289,30 @@ PROVENANCE = (
     p("entity", R, "An entity used in the activity", "entity.what"),
 )
 
+_ACTORS = ("Organization", "Patient", "Practitioner", "PractitionerRole", "CareTeam", "Group")
+
+CONSENT = (
+    _identifier(),
+    _patient("patient"),
+    _status(),
+    p("scope", T, "Which of the four areas this resource covers", "scope"),
+    p("category", T, "The classification of the consent statement", "category"),
+    p("date", D, "When the consent was agreed to", "dateTime"),
+    p("action", T, "The actions controlled by the consent", "provision.action"),
+    p("actor", R, "Who the consent applies to", "provision.actor.reference", targets=_ACTORS),
+    p("purpose", T, "The context of the activities the consent covers", "provision.purpose"),
+    p("period", D, "The timeframe of the consent's rule", "provision.period"),
+    p("data", R, "The actual data the consent covers", "provision.data.reference"),
+    p("security-label", T, "The security labels the consent covers", "provision.securityLabel"),
+    p(
+        "organization",
+        R,
+        "The custodian of the consent",
+        "organization",
+        targets=("Organization",),
+    ),
+)
+
 BY_TYPE: dict[str, tuple[SearchParam, ...]] = {
     "Practitioner": PRACTITIONER,
     "PractitionerRole": PRACTITIONER_ROLE,
@@ -305,4 +329,5 @@ BY_TYPE: dict[str, tuple[SearchParam, ...]] = {
     "DiagnosticReport": DIAGNOSTIC_REPORT,
     "DocumentReference": DOCUMENT_REFERENCE,
     "Provenance": PROVENANCE,
+    "Consent": CONSENT,
 }

@@ -1,6 +1,10 @@
 """The store's write interactions: create, update, patch, delete, and their conditional forms.
 
-Only hospital systems write, each as the owner of what it writes. Another system's resource
+Hospital systems write, each as the owner of what it writes. Consents are also written by
+people: a consent officer for its hospital's patients (owned by its hospital system) and a
+patient for itself (owned by the pseudo-system `puente`); a system or an officer writes
+Consents only for Patients its system owns, a patient only its own. Every Consent write
+obeys Puente's Consent rules beyond the base ones (422, consent.service). Another system's resource
 is answered as if it did not exist (404), except directory data (Organization), which every
 caller sees and only its owner changes (403). Ids are server-assigned UUIDs, or chosen by the
 writer inside its own namespace `<system code>-<anything>` (ARCHITECTURE.md, "Identity,
@@ -22,12 +26,12 @@ from sqlalchemy.orm import Session, object_session
 
 from consent import service as labelling
 from exchange import query, store
-from exchange.models import StoredResource
+from exchange.models import PUENTE_OWNER, StoredResource
 from exchange.resources import DIRECTORY_TYPES
 from exchange.service import capability, parse
 from exchange.validation import validate
 from puente.auth.caller import Caller
-from puente.auth.scopes import Interaction
+from puente.auth.scopes import Interaction, Role
 from puente.errors import Forbidden, Gone, InvalidRequest, Issue, NotFound, PreconditionFailed
 from translation.i18n import N_
 
@@ -73,13 +77,82 @@ def _written(
     )
 
 
+CONSENT = "Consent"
+
+
+def _self_patient(caller: Caller) -> str | None:
+    """`Patient/<id>` of a patient caller, None for everyone else."""
+    user = caller.fhir_user
+    if caller.role is Role.PATIENT and user and user.startswith("Patient/"):
+        return user
+    return None
+
+
 def _writer(caller: Caller, resource_type: str, interaction: Interaction) -> str:
-    """The writing system's code, after the role and scope checks (403)."""
+    """The owner of what the caller writes, after the role and scope checks (403): its
+    hospital system, or `puente` for a patient's own Consents."""
     capability(resource_type)
     caller.require(resource_type, interaction)
-    if not caller.is_system or not caller.org_code:
-        raise Forbidden(N_("error.writes_system_only"))
-    return caller.org_code
+    if caller.is_system and caller.org_code:
+        return caller.org_code
+    if resource_type == CONSENT:
+        if caller.role is Role.CONSENT_OFFICER and caller.org_code:
+            return caller.org_code
+        if _self_patient(caller) is not None:
+            return PUENTE_OWNER
+        raise Forbidden(N_("error.consent_writers"))
+    raise Forbidden(N_("error.writes_system_only"))
+
+
+def _consent_patient(content: dict[str, Any] | None) -> str | None:
+    """`Patient/<id>` a Consent is about (relative or absolute reference), or None."""
+    value = (content or {}).get("patient")
+    reference = value.get("reference") if isinstance(value, dict) else None
+    if not isinstance(reference, str):
+        return None
+    parts = reference.split("/_history/")[0].rstrip("/").split("/")
+    return "/".join(parts[-2:]) if len(parts) >= 2 and parts[-2] == "Patient" else None
+
+
+def _checked(
+    session: Session, caller: Caller, code: str, content: dict[str, Any]
+) -> dict[str, Any]:
+    """`content` once its type's checks that need the store pass: for a Consent, Puente's
+    rules (422) and whose Consent it may be (403). A Patient another system owns is
+    answered like one that does not exist."""
+    if content.get("resourceType") != CONSENT:
+        return content
+    labelling.validate_consent(session, content)
+    patient = _consent_patient(content)
+    if code == PUENTE_OWNER:
+        if patient is None or patient != _self_patient(caller):
+            raise Forbidden(N_("error.consent_patient_not_writable"))
+        return content
+    stored = store.load(session, "Patient", patient.removeprefix("Patient/")) if patient else None
+    if stored is None or stored.deleted or stored.owner != code:
+        raise Forbidden(N_("error.consent_patient_not_writable"))
+    return content
+
+
+def _owns(caller: Caller, code: str, stored: StoredResource) -> bool:
+    """Whether the stored resource is the caller's to change: its system's; for a patient,
+    only the current `puente` Consents about itself."""
+    if stored.owner != code:
+        return False
+    if code != PUENTE_OWNER:
+        return True
+    # A deleted one has no patient left to compare: a patient creates anew instead.
+    patient = _self_patient(caller)
+    return patient is not None and _consent_patient(stored.content) == patient
+
+
+def _scoped(caller: Caller, code: str, criteria: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """A patient's conditional criteria narrowed to its own Consents: other patients'
+    `puente` Consents must not change what happens."""
+    patient = _self_patient(caller)
+    if code == PUENTE_OWNER and patient is not None:
+        return [*criteria, ("patient", patient)]
+    return criteria
 
 
 def check_id(res_id: str) -> None:
@@ -99,11 +172,13 @@ def _not_writable(resource_type: str, caller_code: str) -> InvalidRequest:
     )
 
 
-def _own(session: Session, caller_code: str, resource_type: str, res_id: str) -> StoredResource:
+def _own(
+    session: Session, caller: Caller, caller_code: str, resource_type: str, res_id: str
+) -> StoredResource:
     """The caller's own resource, locked for the write; 404 if it does not exist or is not
     visible, 403 for directory data another system owns."""
     stored = store.load(session, resource_type, res_id, lock=True)
-    if stored is None or stored.owner != caller_code:
+    if stored is None or not _owns(caller, caller_code, stored):
         if stored is not None and stored.res_type in DIRECTORY_TYPES:
             raise Forbidden(N_("error.not_owner"), resource_type=resource_type)
         raise NotFound(resource_type=resource_type, res_id=res_id[:64])
@@ -177,8 +252,9 @@ def create(
     resources their ids before any is written, so that references between them resolve.
     """
     code = _writer(caller, resource_type, Interaction.CREATE)
-    content = validate(body, expected_type=resource_type)
+    content = _checked(session, caller, code, validate(body, expected_type=resource_type))
     if if_none_exist is not None:
+        if_none_exist = _scoped(caller, code, if_none_exist)
         hold_criteria(session, code, resource_type, if_none_exist)
         found = own_matches(session, code, resource_type, if_none_exist)
         if found:
@@ -229,10 +305,20 @@ def check_put(
     content: dict[str, Any],
     stored: StoredResource | None,
     if_match: int | None = None,
+    *,
+    session: Session | None = None,
 ) -> None:
-    """Whether the caller may PUT `content` over `stored` (its current row, or None)."""
+    """Whether the caller may PUT `content` over `stored` (its current row, or None).
+
+    A Consent's checks read the store: without a `session` (nor a stored row to take it
+    from) a Consent is refused rather than written unchecked."""
     resource_type, res_id = content["resourceType"], content["id"]
-    if stored is not None and stored.owner != code:
+    if resource_type == CONSENT:
+        reader = session or (object_session(stored) if stored is not None else None)
+        if reader is None:
+            raise InvalidRequest(N_("error.consent_api_only"))
+        _checked(reader, caller, code, content)
+    if stored is not None and not _owns(caller, code, stored):
         raise _not_writable(resource_type, code)
     if stored is None:
         if not in_namespace(code, res_id):
@@ -245,7 +331,7 @@ def _put(
     session: Session, caller: Caller, code: str, content: dict[str, Any], if_match: int | None
 ) -> Written:
     stored = store.load(session, content["resourceType"], content["id"], lock=True)
-    check_put(caller, code, content, stored, if_match)
+    check_put(caller, code, content, stored, if_match, session=session)
     created = stored is None or stored.deleted
     row, changed = store.write(
         session,
@@ -270,6 +356,7 @@ def conditional_update(
     """PUT [type]?criteria (R4 3.1.0.4.3): no match creates, one match is updated."""
     code = _writer(caller, resource_type, Interaction.UPDATE)
     content = validate(body, expected_type=resource_type)
+    criteria = _scoped(caller, code, criteria)
     hold_criteria(session, code, resource_type, criteria)
     found = own_matches(session, code, resource_type, criteria)
     if found:
@@ -281,6 +368,7 @@ def conditional_update(
         return _put(session, caller, code, content, if_match)
     caller.require(resource_type, Interaction.CREATE)
     check_version(None, if_match)
+    content = _checked(session, caller, code, content)
     stored, _ = store.write(
         session,
         stored=None,
@@ -328,7 +416,7 @@ def patch(
     """PATCH with a JSON Patch (RFC 6902); the result is validated like any write."""
     code = _writer(caller, resource_type, Interaction.UPDATE)
     operations = _patch_operations(document)
-    stored = _own(session, code, resource_type, res_id)
+    stored = _own(session, caller, code, resource_type, res_id)
     if stored.deleted or stored.content is None:
         raise Gone(resource_type=resource_type)
     check_version(stored, if_match)
@@ -336,7 +424,7 @@ def patch(
         patched = operations.apply(stored.content)
     except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException, TypeError) as exc:
         raise InvalidRequest(N_("error.patch_not_applicable")) from exc
-    content = validate(patched, expected_type=resource_type)
+    content = _checked(session, caller, code, validate(patched, expected_type=resource_type))
     row, changed = store.write(
         session,
         stored=stored,
@@ -359,7 +447,7 @@ def delete(
     """DELETE: a new version marked deleted. An already deleted resource answers 204 again
     without a new version; one that never existed, or is not the caller's, 404."""
     code = _writer(caller, resource_type, Interaction.DELETE)
-    stored = _own(session, code, resource_type, res_id)
+    stored = _own(session, caller, code, resource_type, res_id)
     check_version(stored, if_match)
     before = stored.content
     changed = store.delete_current(session, stored)
@@ -371,7 +459,7 @@ def conditional_delete(
 ) -> Written:
     """DELETE [type]?criteria, one resource at a time: no match 404, two or more 412."""
     code = _writer(caller, resource_type, Interaction.DELETE)
-    found = own_matches(session, code, resource_type, criteria)
+    found = own_matches(session, code, resource_type, _scoped(caller, code, criteria))
     if not found:
         raise NotFound(N_("error.conditional_no_match"), resource_type=resource_type)
     stored = store.load(session, resource_type, found[0].res_id, lock=True)

@@ -82,6 +82,17 @@ def test_printed_tokens_and_calls_work(client: TestClient) -> None:
     assert {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "PSY"} in [
         {"system": c["system"], "code": c["code"]} for c in labelled["meta"]["security"]
     ]
+    consents = client.get(
+        "/fhir/Consent",
+        params={
+            "patient": "Patient/hgcj-demo-patient",
+            "status": "active",
+            "actor": "Organization/us",
+        },
+        headers={"Authorization": f"Bearer {tokens['OFFICER']}"},
+    ).json()
+    assert [e["resource"]["id"] for e in consents["entry"]] == ["hgcj-demo-consent"]
+    assert "/fhir/Consent/hgcj-demo-consent" in printed
 
 
 def test_demo_people_sign_in_with_the_printed_password(client: TestClient) -> None:
