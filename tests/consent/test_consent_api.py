@@ -101,6 +101,11 @@ def test_patient_writes_its_own_consent_owned_by_puente(client: TestClient) -> N
     response = _post(client, _consent(juarez), juana)
     assert response.status_code == 201
     assert _owner(response.json()["id"]) == PUENTE_OWNER
+    # and reads it back, alone or among its Consents (its own compartment)
+    own = response.json()["id"]
+    assert client.get(f"/fhir/Consent/{own}", headers=juana).status_code == 200
+    listed = client.get("/fhir/Consent", params={"patient": juarez}, headers=juana).json()
+    assert [e["resource"]["id"] for e in listed.get("entry", [])] == [own]
     refused = _post(client, _consent(el_paso), juana)
     assert refused.status_code == 403
     assert refused.json()["issue"][0]["code"] == "forbidden"
