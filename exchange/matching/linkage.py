@@ -12,12 +12,13 @@ and skipped, as `puente import` does.
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -137,16 +138,26 @@ def normalise(
         return results, errors
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [
-            (index, len(chunk), pool.submit(_normalise_chunk, path.name, chunk))
-            for index, path in enumerate(paths)
-            for chunk in _chunks(path)
-        ]
-        for index, size, future in futures:
+        # A few chunks in flight per worker, not the whole files: the parent never holds
+        # every line's text at once (what it holds when the scoring workers fork, they
+        # share; what it freed, it may not give back to the system).
+        pending: deque[tuple[int, int, Future[tuple[list[Features], list[LineError]]]]]
+        pending = deque()
+
+        def collect() -> None:
+            index, size, future = pending.popleft()
             found, bad = future.result()
             results[index] += found
-            errors += bad
+            errors.extend(bad)
             advance(size)
+
+        for index, path in enumerate(paths):
+            for chunk in _chunks(path):
+                pending.append((index, len(chunk), pool.submit(_normalise_chunk, path.name, chunk)))
+                if len(pending) >= workers * 4:
+                    collect()
+        while pending:
+            collect()
     return results, errors
 
 
@@ -226,6 +237,8 @@ def _score_range(start: int, stop: int) -> tuple[list[Link], int]:
                 cache_key = a_given * width + us_given[j]
                 given = given_levels.get(cache_key)
                 if given is None:
+                    if len(given_levels) >= _CACHE_LIMIT:
+                        given_levels.clear()  # most pairs of names meet once: keep it small
                     given = given_levels[cache_key] = given_level(a, b)
             else:
                 given = given_level(a, b)
@@ -239,6 +252,9 @@ def _score_range(start: int, stop: int) -> tuple[list[Link], int]:
 
 # Given-name signatures are numbered below this; a pair's cache key is a_id * space + b_id.
 _SIGNATURE_SPACE = 1 << 24
+# Entries in a process's cache of given-name levels before it starts again (tens of MB):
+# 100,000 x 100,000 patients give millions of distinct pairs of names, most seen once.
+_CACHE_LIMIT = 1 << 18
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,15 +301,37 @@ def link(
                 advance(stop - start)
             return LinkResult(links, pairs)
         context = multiprocessing.get_context("fork")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [
-                (stop - start, pool.submit(_score_range, start, stop)) for start, stop in ranges
-            ]
-            for size, future in futures:
-                found, counted = future.result()
-                links += found
-                pairs += counted
-                advance(size)
+        # Every process that scores reads most of the US records, and reading a Python
+        # object writes its reference count: each scoring process ends up with its own
+        # copy of the pages it read. So the parent, idle otherwise, is one of the
+        # `workers`: it forks one process fewer and takes the ranges from the end while
+        # the pool takes them from the start, until they meet.
+        # A garbage collection in a worker would also write to the header of every
+        # container it walks: the parent's objects are frozen out of its reach.
+        gc.collect()
+        gc.freeze()
+        try:
+            with ProcessPoolExecutor(max_workers=workers - 1, mp_context=context) as pool:
+                futures = [pool.submit(_score_range, start, stop) for start, stop in ranges]
+                results: list[tuple[list[Link], int] | None] = [None] * len(ranges)
+                for position in reversed(range(len(ranges))):
+                    # A range the pool has not started is the parent's; once one has
+                    # started, so have all before it (the pool takes them in order).
+                    if not futures[position].cancel():
+                        break
+                    start, stop = ranges[position]
+                    results[position] = _score_range(start, stop)
+                    advance(stop - start)
+                for position, future in enumerate(futures):
+                    scored = results[position]
+                    if scored is None:
+                        scored = future.result()
+                        start, stop = ranges[position]
+                        advance(stop - start)
+                    links += scored[0]
+                    pairs += scored[1]
+        finally:
+            gc.unfreeze()
         return LinkResult(links, pairs)
     finally:
         _SHARED.clear()

@@ -241,3 +241,23 @@ def test_bulk_linkage_gives_what_score_gives_for_every_candidate_pair() -> None:
         assert found[pair].probability == pytest.approx(result.probability, abs=1e-12)
         assert found[pair].field_weights == tuple(fw.weight for fw in result.explanation)
         assert found[pair].contradictions == result.contradictions
+
+
+def test_parent_and_pool_share_the_ranges_and_keep_the_order(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With three processes (the parent and two forked workers taking ranges from both
+    ends) and a given-name cache that keeps starting over, the links are the ones one
+    process writes, in the same order."""
+    from benchmarks.border_pairs import generate
+
+    data = generate(400, 400, overlap=0.5, seed=5)
+    mx = [features(p) for p in data.mx]
+    us = [features(p) for p in data.us]
+    model = matching_model.default()
+    alone = linkage.link(mx, us, model, include_possible=True, workers=1)
+    monkeypatch.setattr(linkage, "_CACHE_LIMIT", 3)
+    shared = linkage.link(mx, us, model, include_possible=True, workers=3)
+    assert len(alone.links) > 100
+    assert shared.links == alone.links
+    assert shared.candidate_pairs == alone.candidate_pairs
