@@ -234,7 +234,7 @@ def _write_run(session: Session, caller: Caller, run: list[_Checked], report: Im
         if error is None:
             stored = found.get(checked.key)
             try:
-                writes.check_put(caller, checked.code, checked.content, stored)
+                writes.check_put(caller, checked.code, checked.content, stored, session=session)
             except PuenteError as exc:
                 error = exc
         if error is not None:

@@ -3,12 +3,17 @@ write, revocation seen by the next request, and the CapabilityStatement."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from exchange.models import PUENTE_OWNER, StoredResource
+from puente.auth import service as auth
+from puente.cli import app
 from puente.db import session_factory
 from tests.consent.builders import consent_json, provision
 from tests.factories import bearer, fhir_json, organizations, patient
@@ -250,3 +255,24 @@ def test_a_patients_conditional_writes_see_only_its_own_consents(client: TestCli
         ).json()["id"]
         == mine.json()["id"]
     )
+
+
+def test_a_hospital_imports_its_patients_consents_checked_like_api_writes(
+    client: TestClient, tmp_path: Path
+) -> None:
+    juarez, el_paso = _setup(client)
+    with session_factory()() as session:
+        auth.add_system(session, code="hgcj", name="HGCJ", country="MX")
+        session.commit()
+    ours = {**_consent(juarez), "id": "hgcj-consent-1"}
+    theirs = {**_consent(el_paso), "id": "hgcj-consent-2"}
+    (tmp_path / "consents.ndjson").write_text(
+        "\n".join(json.dumps(r) for r in (ours, theirs)) + "\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(
+        app, ["import", str(tmp_path / "consents.ndjson"), "--system", "hgcj", "--quiet"]
+    )
+    assert result.exit_code == 1  # the line about another hospital's patient is rejected
+    assert "created 1" in result.output
+    assert "rejected 1" in result.output
+    assert _owner("hgcj-consent-1") == "hgcj"
