@@ -133,7 +133,7 @@ def test_bulk_created_patients_get_the_features_and_keys_of_one_by_one_writes(
     db: Session,
 ) -> None:
     # COPYed on PostgreSQL, inserted elsewhere: the rows are those of a single write
-    fields = {"telecom": [{"system": "phone", "value": "656 123 4567"}]}
+    fields: dict[str, Any] = {"telecom": [{"system": "phone", "value": "656 123 4567"}]}
     put(db, "umcep-one", **fields)
     store.create_many(
         db,
