@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+from exchange.models import BigId
 from puente.db import Base, UTCDateTime
 
 
@@ -24,9 +25,8 @@ class ResourceLabel(Base):
 
     __tablename__ = "resource_label"
 
-    resource_pk: Mapped[int] = mapped_column(
-        ForeignKey("resource.pk", ondelete="CASCADE"), primary_key=True
-    )
+    # References resource.pk (checked by the database: see exchange.models.RESOURCE_REFERENCES).
+    resource_pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     system: Mapped[str] = mapped_column(String(255), primary_key=True)
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
     source: Mapped[str] = mapped_column(String(8))  # "sender" or "puente" (computed)
@@ -39,9 +39,8 @@ class LabelState(Base):
     __tablename__ = "resource_label_state"
     __table_args__ = (Index("ix_resource_label_state_version", "lists_version"),)
 
-    resource_pk: Mapped[int] = mapped_column(
-        ForeignKey("resource.pk", ondelete="CASCADE"), primary_key=True
-    )
+    # References resource.pk (checked by the database: see exchange.models.RESOURCE_REFERENCES).
+    resource_pk: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     lists_version: Mapped[str] = mapped_column(String(32))
     part2: Mapped[bool] = mapped_column(default=False)
 

@@ -149,8 +149,10 @@ def label_written(
     for resource in live:
         assert resource.content is not None
         part2 = bool(programs) and _is_part2(resource, programs, providers)
-        sender = labels_for(resource.content, part2_program=False, lists=_NO_LISTS)
-        for label in sorted(labels_for(resource.content, part2_program=part2, lists=book)):
+        found = labels_for(resource.content, part2_program=part2, lists=book)
+        # most resources carry no label: the sender's own are only looked for among some
+        sender = labels_for(resource.content, part2_program=False, lists=_NO_LISTS) if found else ()
+        for label in sorted(found):
             source = SENDER if label in sender else COMPUTED
             labels.append(
                 {

@@ -26,7 +26,7 @@ from puente.db import Base, JSONDocument, UTCDateTime
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 # The tables whose `resource_pk` references resource.pk. The database refuses a row naming
 # no resource and deletes a resource's rows with it, as `ForeignKey(ondelete="CASCADE")`
-# would, through triggers (migration 0004): on PostgreSQL one set-based check per
+# would, through triggers (migrations 0007 and 0008): on PostgreSQL one set-based check per
 # statement rather than a foreign key's query per row, which was half of the database's
 # work in a bulk import (measured: 100,000 resources write about 960,000 such rows).
 RESOURCE_REFERENCES = (
@@ -36,6 +36,8 @@ RESOURCE_REFERENCES = (
     "idx_date",
     "idx_reference",
     "idx_quantity",
+    "resource_label",  # consent.models, migration 0008: a state row for every resource
+    "resource_label_state",
 )
 PUENTE_OWNER = "puente"  # the pseudo-system that owns what people and operators write
 

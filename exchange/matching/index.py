@@ -7,6 +7,7 @@ Patients sends a task per batch, not thousands (see `benchmarks/match_latency.py
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,9 +19,12 @@ from exchange.matching import features as feature_module
 from exchange.matching.models import BlockKey, MatchRecord
 from exchange.matching.tasks import MATCH_TASK
 from exchange.models import StoredResource
+from puente import pgcopy
 from puente.tasks import PENDING_KEY, enqueue
 
 PATIENT = "Patient"
+_RECORD_COLUMNS = ("resource_pk", "res_id", "owner", "version", "features")
+_KEY_COLUMNS = ("resource_pk", "owner", "key")
 
 
 def _rows(
@@ -89,10 +93,33 @@ def patients_created(
         record, record_keys = _rows(pk, res_id, owner, 1, content)
         records.append(record)
         keys.extend(record_keys)
-    if records:
-        session.execute(insert(MatchRecord), records)
-    if keys:
-        session.execute(insert(BlockKey), keys)
+    if records and pgcopy.is_postgresql(session):
+        # A bulk import's Patients, COPYed like the resources they were made from.
+        pgcopy.copy_rows(
+            session,
+            MatchRecord.__tablename__,
+            _RECORD_COLUMNS,
+            (
+                tuple(
+                    json.dumps(row[column], separators=(",", ":"))
+                    if column == "features"
+                    else row[column]
+                    for column in _RECORD_COLUMNS
+                )
+                for row in records
+            ),
+        )
+        pgcopy.copy_rows(
+            session,
+            BlockKey.__tablename__,
+            _KEY_COLUMNS,
+            (tuple(row[column] for column in _KEY_COLUMNS) for row in keys),
+        )
+    else:
+        if records:
+            session.execute(insert(MatchRecord), records)
+        if keys:
+            session.execute(insert(BlockKey), keys)
     _request_matching(session, (record["resource_pk"] for record in records))
 
 

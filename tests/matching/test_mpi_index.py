@@ -129,6 +129,34 @@ def test_one_task_per_transaction_for_many_writes(db: Session) -> None:
     assert db.get(MatchRecord, pk(db, "umcep-org")) is None
 
 
+def test_bulk_created_patients_get_the_features_and_keys_of_one_by_one_writes(
+    db: Session,
+) -> None:
+    # COPYed on PostgreSQL, inserted elsewhere: the rows are those of a single write
+    fields: dict[str, Any] = {"telecom": [{"system": "phone", "value": "656 123 4567"}]}
+    put(db, "umcep-one", **fields)
+    store.create_many(
+        db,
+        owner="umcep",
+        owner_country="US",
+        contents=[person("umcep-bulk", **fields)],
+        method="PUT",
+    )
+
+    def rows(res_id: str) -> tuple[Any, ...]:
+        record = db.get(MatchRecord, pk(db, res_id))
+        assert record is not None
+        keys = db.scalars(
+            select(BlockKey.key).where(BlockKey.resource_pk == record.resource_pk)
+        ).all()
+        features = {**record.features, "id": None}
+        return record.owner, record.version, features, sorted(keys)
+
+    one, bulk = rows("umcep-one"), rows("umcep-bulk")
+    assert bulk[3]
+    assert bulk == one
+
+
 def test_certain_links_probable_waits_possible_is_kept(db: Session, grades: Grades) -> None:
     for res_id in ("hgcj-1", "umcep-1", "umcep-2", "umcep-3", "umcep-4"):
         put(db, res_id)
