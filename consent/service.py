@@ -213,9 +213,19 @@ def with_labels(content: dict[str, Any], codings: Sequence[Mapping[str, str]]) -
     return {**content, "meta": meta}
 
 
+# A Patient has no coded content on the lists and none of the fields that name a Part 2
+# program (_SOURCE_FIELDS, _ENCOUNTER_FIELDS): its stored labels can only be the sender's
+# own, which its content carries already. Pages of Patients skip the lookup (a Patient
+# search is the commonest request a clinician sends).
+_SENDER_LABELS_ONLY = frozenset({"Patient"})
+
+
 def labelled(session: Session, rows: Sequence[tuple[int, dict[str, Any]]]) -> list[dict[str, Any]]:
     """The contents of (pk, content) pairs with their stored labels merged, in order."""
-    found = labels_of(session, (pk for pk, _ in rows))
+    found = labels_of(
+        session,
+        (pk for pk, content in rows if content.get("resourceType") not in _SENDER_LABELS_ONLY),
+    )
     return [with_labels(content, found.get(pk, ())) for pk, content in rows]
 
 

@@ -112,6 +112,16 @@ def test_sender_labels_are_kept_once(db: Session) -> None:
     assert sorted(codings) == sorted({(CONFIDENTIALITY, "R"), HIV})
 
 
+def test_a_patients_labels_are_its_senders_whatever_is_stored(db: Session) -> None:
+    # A Patient's page skips the label lookup: its stored labels are the sender's only.
+    sent = [{"system": CONFIDENTIALITY, "code": "R"}]
+    patient = {"resourceType": "Patient", "id": "hgcj-p9", "meta": {"security": sent}}
+    stored, _ = store.put(db, owner="hgcj", owner_country="MX", resource=patient)
+    assert _labels(db, stored) == {(CONFIDENTIALITY, "R")}
+    (shown,) = labelling.labelled(db, [(stored.pk, stored.content or {})])
+    assert [(c["system"], c["code"]) for c in shown["meta"]["security"]] == [(CONFIDENTIALITY, "R")]
+
+
 def _encounter(res_id: str, provider: str, **fields: Any) -> dict[str, Any]:
     return {
         "resourceType": "Encounter",
