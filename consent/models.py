@@ -16,8 +16,7 @@ import datetime as dt
 from sqlalchemy import Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from exchange.models import BigId
-from puente.db import Base, UTCDateTime
+from puente.db import Base, BigId, UTCDateTime
 
 
 class ResourceLabel(Base):

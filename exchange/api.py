@@ -205,7 +205,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-async def _json_body(request: Request, media: frozenset[str] = BODY_TYPES) -> Any:
+async def json_body(request: Request, media: frozenset[str] = BODY_TYPES) -> Any:
     check_content_type(request, media)
     raw = await request.body()
     try:
@@ -261,7 +261,7 @@ async def create(
 ) -> Response:
     note = ctx.note("create", "C", entities=[resource_type[:64]])
     service.capability(resource_type)
-    body = await _json_body(request)
+    body = await json_body(request)
     written = await run_in_threadpool(
         writes.create,
         session,
@@ -285,7 +285,7 @@ async def update(
 ) -> Response:
     note = ctx.note("update", "U", entities=[f"{resource_type[:64]}/{res_id[:64]}"])
     service.capability(resource_type)
-    body = await _json_body(request)
+    body = await json_body(request)
     written = await run_in_threadpool(
         writes.update,
         session,
@@ -305,7 +305,7 @@ async def conditional_update(
 ) -> Response:
     note = ctx.note("update", "U", entities=[resource_type[:64]])
     service.capability(resource_type)
-    body = await _json_body(request)
+    body = await json_body(request)
     written = await run_in_threadpool(
         writes.conditional_update,
         session,
@@ -332,7 +332,7 @@ async def patch(
     service.capability(resource_type)
     if _media(request) != JSON_PATCH:
         raise UnsupportedMediaType(N_("error.patch_media_type"))
-    document = await _json_body(request, frozenset({JSON_PATCH}))
+    document = await json_body(request, frozenset({JSON_PATCH}))
     written = await run_in_threadpool(
         writes.patch,
         session,
@@ -446,5 +446,5 @@ def _bundle(
 async def bundle(
     request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
 ) -> FHIRResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     return await run_in_threadpool(_bundle, body, request, session, caller, ctx)

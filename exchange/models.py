@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -21,9 +20,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db import Base, JSONDocument, UTCDateTime
+from puente.db import Base, BigId, JSONDocument, UTCDateTime
 
-BigId = BigInteger().with_variant(Integer(), "sqlite")
 # The tables whose `resource_pk` references resource.pk. The database refuses a row naming
 # no resource and deletes a resource's rows with it, as `ForeignKey(ondelete="CASCADE")`
 # would, through triggers (migrations 0007 and 0008): on PostgreSQL one set-based check per

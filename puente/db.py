@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData, create_engine, event
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -33,6 +33,9 @@ class Base(DeclarativeBase):
 
 
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
+# Surrogate keys: 64-bit on PostgreSQL; INTEGER on SQLite, where only INTEGER PRIMARY KEY
+# is the autoincrementing rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

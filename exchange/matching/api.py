@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 import exchange.api  # noqa: F401 - registers Patient before its operations are added here
-from exchange.api import _json_body
+from exchange.api import json_body
 from exchange.matching import operations
 from exchange.matching.definitions import IHE_PIX, MATCH, operation_definition
 from exchange.matching.errors import BadParameter
@@ -72,7 +72,7 @@ async def match(
 ) -> FHIRResponse:
     note = ctx.note("operation", "E", entities=["Patient/$match"])
     operations.authorize(caller)
-    body = await _json_body(request)
+    body = await json_body(request)
     parsed = operations.parse_match(body)
     found = await run_in_threadpool(operations.match, session, caller, request=parsed)
     references = [f"Patient/{c.resource['id']}" for c in found]

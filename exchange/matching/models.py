@@ -13,8 +13,7 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from exchange.models import BigId
-from puente.db import Base, JSONDocument, UTCDateTime
+from puente.db import Base, BigId, JSONDocument, UTCDateTime
 
 # Link statuses. `linked`: the same person (the matcher was certain, or a steward said so);
 # `review`: waiting for a steward; `possible`: too weak to ask anyone, kept for `$match`;
