@@ -412,3 +412,21 @@ def _by_consents(
     ):
         return _DOMESTIC
     return _NO_CONSENT
+
+
+def _may_permit(p: Provision, req: Requester) -> bool:
+    if p.recipients is not None and not (
+        req.organization in p.recipients or req.country_organization in p.recipients
+    ):
+        return False
+    if p.purposes is not None and req.purpose not in p.purposes:
+        return False
+    return p.permit or any(_may_permit(child, req) for child in p.children)
+
+
+def may_permit(rules: ConsentRules, request: Requester) -> bool:
+    """Whether some record could be disclosed to `request` under this Consent: an active
+    Consent with a permitting provision whose recipients and purposes (its own and its
+    ancestors') admit the requester. False proves the Consent opens nothing to it; True
+    only says `decide` must look (periods, classes, labels and data are not checked)."""
+    return rules.active and _may_permit(rules.root, request)

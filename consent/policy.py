@@ -211,3 +211,16 @@ def load_policy(path: Path | str | None = None) -> Policy:
 @lru_cache(maxsize=1)
 def default_policy() -> Policy:
     return load_policy()
+
+
+@lru_cache(maxsize=4)
+def _policy_at(path: str) -> Policy:
+    return load_policy(path)
+
+
+def active_policy() -> Policy:
+    """The policy the gate applies: `PUENTE_CONSENT_POLICY`, else the shipped default."""
+    from puente.settings import get_settings
+
+    path = get_settings().consent_policy
+    return default_policy() if path is None else _policy_at(str(path))

@@ -2,7 +2,8 @@
 
 Newest first; each entry carries the interaction that made the version (`request`) and its
 outcome (`response`); a deletion is an entry with `request.method` DELETE and no resource.
-Visibility is the store's: the caller's own system, plus directory data.
+What a caller sees is the disclosure gate's answer, version by version (a past version
+carries the labels of its own codes).
 """
 
 from __future__ import annotations
@@ -13,18 +14,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from consent import service as labelling
-from exchange import store
+from exchange.gate import gate_for
 from exchange.models import ResourceVersion
-from exchange.resources import DIRECTORY_TYPES, STORE_TYPES
-from exchange.service import capability, rows_visible
+from exchange.resources import STORE_TYPES
+from exchange.service import capability, disclosed, load_visible
 from puente.auth.caller import Caller
 from puente.auth.scopes import Interaction
 from puente.db import utcnow
-from puente.errors import InvalidRequest, Issue, NotFound
+from puente.errors import InvalidRequest, Issue
 from puente.fhir.bundle import Page
 from puente.fhir.dates import date_range, instant
 from puente.fhir.responses import weak_etag
@@ -93,19 +94,15 @@ def parse_history(items: Iterable[tuple[str, str]], *, lenient: bool) -> History
     return request
 
 
-def _visible(caller: Caller) -> ColumnElement[bool]:
-    return rows_visible(
-        caller,
-        pk=ResourceVersion.resource_pk,
-        res_type=ResourceVersion.res_type,
-        res_id=ResourceVersion.res_id,
-        owner=ResourceVersion.owner,
-    )
-
-
-def _page(session: Session, statement: Select[Any], request: HistoryRequest) -> HistoryPage:
+def _page(
+    session: Session, caller: Caller, statement: Select[Any], request: HistoryRequest
+) -> HistoryPage:
+    """A page of `statement` (versions, inside which the gate decides each one)."""
     if request.since is not None:
         statement = statement.where(ResourceVersion.last_updated >= request.since)
+    within = statement.whereclause
+    assert within is not None
+    statement = statement.where(gate_for(session, caller).versions_clause(within))
     total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     ordered = statement.order_by(
         ResourceVersion.last_updated.desc(),
@@ -114,7 +111,12 @@ def _page(session: Session, statement: Select[Any], request: HistoryRequest) -> 
     )
     rows = session.scalars(ordered.offset(request.offset).limit(request.count)).all()
     live = [(v.resource_pk, v.version, v.content) for v in rows if v.content is not None]
-    shown = labelling.versions_labelled(session, live)
+    labelled = labelling.versions_labelled(session, live)
+    shown = disclosed(
+        session,
+        caller,
+        [(pk, version, c) for (pk, version, _), c in zip(live, labelled, strict=True)],
+    )
     return HistoryPage(
         list(rows), int(total), {(p, v): c for (p, v, _), c in zip(live, shown, strict=True)}
     )
@@ -125,14 +127,9 @@ def instance_history(
 ) -> HistoryPage:
     capability(resource_type)
     caller.require(resource_type, Interaction.READ)
-    stored = store.load(session, resource_type, res_id)
-    visible = stored is not None and (
-        stored.res_type in DIRECTORY_TYPES or stored.owner == caller.org_code
-    )
-    if stored is None or not visible:
-        raise NotFound(resource_type=resource_type, res_id=res_id[:64])
+    stored = load_visible(session, caller, resource_type, res_id)
     statement = select(ResourceVersion).where(ResourceVersion.resource_pk == stored.pk)
-    return _page(session, statement, request)
+    return _page(session, caller, statement, request)
 
 
 def type_history(
@@ -140,10 +137,8 @@ def type_history(
 ) -> HistoryPage:
     capability(resource_type)
     caller.require(resource_type, Interaction.READ)
-    statement = select(ResourceVersion).where(
-        ResourceVersion.res_type == resource_type, _visible(caller)
-    )
-    return _page(session, statement, request)
+    statement = select(ResourceVersion).where(ResourceVersion.res_type == resource_type)
+    return _page(session, caller, statement, request)
 
 
 def system_history(session: Session, caller: Caller, *, request: HistoryRequest) -> HistoryPage:
@@ -151,10 +146,8 @@ def system_history(session: Session, caller: Caller, *, request: HistoryRequest)
     readable = [t for t in STORE_TYPES if caller.may(t, Interaction.READ)]
     if not readable:
         caller.require("*", Interaction.READ)
-    statement = select(ResourceVersion).where(
-        ResourceVersion.res_type.in_(readable), _visible(caller)
-    )
-    return _page(session, statement, request)
+    statement = select(ResourceVersion).where(ResourceVersion.res_type.in_(readable))
+    return _page(session, caller, statement, request)
 
 
 def _entry(

@@ -1,29 +1,39 @@
 """Use cases of the store: read, vread, search, and the writes operators make.
 
-Visibility here is the platform's: directory data (Organization) is readable by every
-authenticated role holding a scope on it; anything else only by its own hospital system.
-The consent issue replaces `_visible` with the disclosure gate.
+What a caller may see is the disclosure gate's answer (`exchange.gate`): every path here
+asks it, and a denied record is answered exactly as if it did not exist.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, false, or_, select, true
+from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.orm import Session
 
 from consent import service as labelling
+from consent.engine import Decision
 from exchange import query, store
+from exchange.gate import gate_for
 from exchange.matching import links as mpi_links
-from exchange.models import PUENTE_OWNER, ReferenceIndex, ResourceVersion, StoredResource
-from exchange.resources import DIRECTORY_TYPES, STORE_TYPES
+from exchange.models import PUENTE_OWNER, ResourceVersion, StoredResource
+from exchange.resources import STORE_TYPES
+from puente.audit import service as audit
 from puente.auth.caller import Caller
-from puente.auth.scopes import Interaction, Role
+from puente.auth.scopes import Interaction
+from puente.context import current_context
 from puente.errors import Gone, NotFound
 from puente.fhir.bundle import subsetted
 from puente.fhir.search import Include, SearchParam, SearchRequest, parse_search
-from translation.i18n import N_
+from puente.settings import get_settings
+from translation.i18n import N_, gettext
+
+# On `meta` of a record another hospital disclosed: a notice its disclosure obliges (the
+# 42 CFR 2.32 redisclosure notice and consent summary, the break-the-glass notice), in
+# the caller's language.
+NOTICE_EXTENSION = "https://puente.health/fhir/StructureDefinition/disclosure-notice"
 
 COUNTRY_NAMES = {"MX": "México", "US": "United States"}
 
@@ -42,90 +52,15 @@ class SearchResult:
     included: list[dict[str, Any]] = field(default_factory=list)
     next_token: str | None = None
     previous_token: str | None = None
+    # Records a break-the-glass by this caller would open were left out (never which).
+    withheld: bool = False
 
 
-# The references that put a resource in a patient's compartment (FHIR R4
-# compartmentdefinition-patient: the parameters its types list, whatever the type).
-COMPARTMENT_PARAMS = (
-    "patient",
-    "subject",
-    "performer",
-    "actor",
-    "author",
-    "asserter",
-    "recorder",
-    "requester",
-    "beneficiary",
-)
-
-
-def _own_patient(caller: Caller) -> str | None:
-    user = caller.fhir_user or ""
-    return user.removeprefix("Patient/") if user.startswith("Patient/") else None
-
-
-def rows_visible(
-    caller: Caller,
-    *,
-    pk: Any,
-    res_type: Any,
-    res_id: Any,
-    owner: Any,
-) -> ColumnElement[bool]:
-    """Which stored rows (current or past versions: the columns given) `caller` may see:
-    directory data to all; a hospital's people and system their own system's records; a
-    patient only its own compartment: its Patient record and what references it (SMART
-    `patient/` scopes), its own Consents (owned by `puente`) included. The consent issue's
-    gate widens this one rule."""
-    directory: ColumnElement[bool] = res_type.in_(DIRECTORY_TYPES)
-    own_system: ColumnElement[bool] = owner == (caller.org_code or "")
-    if caller.role is not Role.PATIENT:
-        return or_(directory, own_system)
-    patient = _own_patient(caller)
-    if patient is None:
-        return directory
-    references_patient = exists().where(
-        ReferenceIndex.resource_pk == pk,
-        ReferenceIndex.target_type == "Patient",
-        ReferenceIndex.target_id == patient,
-        ReferenceIndex.param.in_(COMPARTMENT_PARAMS),
-    )
-    return or_(
-        directory,
-        and_(own_system, res_type == "Patient", res_id == patient),
-        and_(or_(own_system, owner == PUENTE_OWNER), references_patient),
-    )
-
-
-def _visible_clause(caller: Caller, resource_type: str) -> ColumnElement[bool]:
-    if resource_type in DIRECTORY_TYPES:
-        return true()
-    return rows_visible(
-        caller,
-        pk=StoredResource.pk,
-        res_type=StoredResource.res_type,
-        res_id=StoredResource.res_id,
-        owner=StoredResource.owner,
-    )
-
-
-def _visible(session: Session, caller: Caller, stored: StoredResource) -> bool:
-    if stored.res_type in DIRECTORY_TYPES:
-        return True
-    if caller.role is not Role.PATIENT:
-        return stored.owner == caller.org_code
-    found = session.scalar(
-        select(StoredResource.pk).where(
-            StoredResource.pk == stored.pk, _visible_clause(caller, stored.res_type)
-        )
-    )
-    return found is not None
-
-
-def visible_clause(caller: Caller, resource_type: str) -> ColumnElement[bool]:
-    """The visibility rule as a clause on `StoredResource`, for the MPI's own queries
-    (`$match`, `$ihe-pix`): one rule, whatever widens it widens them."""
-    return _visible_clause(caller, resource_type)
+def visible_clause(session: Session, caller: Caller, resource_type: str) -> ColumnElement[bool]:
+    """Exactly the current rows of `resource_type` the disclosure gate lets `caller` see,
+    as a clause on `StoredResource` (for the MPI's own queries, `$everything`, export):
+    one rule, every path."""
+    return gate_for(session, caller).clause(resource_type)
 
 
 def with_links(
@@ -135,7 +70,7 @@ def with_links(
     caller may see: added at read time, never stored in the hospital's resource."""
     patients = [r.pk for r in rows if r.res_type == "Patient" and r.content is not None]
     linked = (
-        mpi_links.linked_ids(session, patients, visible=_visible_clause(caller, "Patient"))
+        mpi_links.linked_ids(session, patients, visible=visible_clause(session, caller, "Patient"))
         if patients
         else {}
     )
@@ -144,13 +79,82 @@ def with_links(
     ]
 
 
+def _locale() -> str:
+    ctx = current_context()
+    return ctx.locale if ctx is not None else get_settings().default_locale
+
+
+def disclosed(
+    session: Session,
+    caller: Caller,
+    shown: Sequence[tuple[int, int, dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """What leaves for `caller`, as (pk, version, content) shown: each record another
+    hospital discloses gets the notices its decision obliges (42 CFR 2.32, break-the-
+    glass) in `meta.extension`, and the request's disclosure audit row names it."""
+    gate = gate_for(session, caller)
+    entities, patients, glass = gate.disclosures(shown)
+    if entities:
+        ctx = current_context()
+        if ctx is not None:
+            ctx.disclosed(entities, patients, break_the_glass=glass)
+        else:
+            audit.append(
+                session,
+                event_type="disclosure",
+                subtype="read",
+                action="R",
+                caller=caller,
+                entities=entities,
+                patients=patients,
+                outcome_detail="break-the-glass" if glass else None,
+            )
+    locale = _locale()
+    result = []
+    for pk, version, content in shown:
+        decision = gate.decision(pk, version)
+        if decision is not None and decision.permit and decision.obligations:
+            result.append(with_notices(content, decision, locale))
+        else:
+            result.append(content)
+    return result
+
+
+def with_notices(content: dict[str, Any], decision: Decision, locale: str) -> dict[str, Any]:
+    """`content` with one `disclosure-notice` extension on `meta` per obligation."""
+    notices = []
+    for obligation in decision.obligations:
+        params = obligation.summary.params() if obligation.summary is not None else {}
+        notices.append(
+            {
+                "url": NOTICE_EXTENSION,
+                "extension": [
+                    {"url": "code", "valueCode": obligation.code},
+                    {
+                        "url": "text",
+                        "valueString": gettext(locale, obligation.message_key, **params),
+                    },
+                ],
+            }
+        )
+    meta = dict(content.get("meta") or {})
+    meta["extension"] = [*(meta.get("extension") or ()), *notices]
+    return {**content, "meta": meta}
+
+
 def shown(session: Session, caller: Caller, rows: list[StoredResource]) -> list[dict[str, Any]]:
-    """The rows' current content as `caller` sees it: `Patient.link` added and the stored
-    security labels merged into `meta.security`; deleted rows left out."""
+    """The rows' current content as `caller` sees it: `Patient.link` added, the stored
+    security labels merged into `meta.security`, the notices of a disclosure added (and
+    audited); deleted rows left out."""
     current = [r for r in rows if r.content is not None]
     contents = with_links(session, caller, current)
-    return labelling.labelled(
+    labelled = labelling.labelled(
         session, [(r.pk, content) for r, content in zip(current, contents, strict=True)]
+    )
+    return disclosed(
+        session,
+        caller,
+        [(r.pk, r.version, c) for r, c in zip(current, labelled, strict=True)],
     )
 
 
@@ -169,12 +173,31 @@ def _load(session: Session, resource_type: str, res_id: str) -> StoredResource |
     ).one_or_none()
 
 
+def _permitted(session: Session, caller: Caller, stored: StoredResource) -> bool:
+    """Whether the gate lets `caller` see `stored`; once deleted, whether it could see it
+    before the deletion (ARCHITECTURE.md: `410 Gone` only to those)."""
+    gate = gate_for(session, caller)
+    if stored.content is not None:
+        return gate.permits([stored])[0]
+    last = session.get(ResourceVersion, (stored.pk, stored.version))
+    return last is not None and gate.permits_versions([last])[0]
+
+
+def load_visible(
+    session: Session, caller: Caller, resource_type: str, res_id: str
+) -> StoredResource:
+    """The stored row of `resource_type/res_id` if the gate lets `caller` see it (deleted
+    or not), else NotFound exactly as if it did not exist."""
+    stored = _load(session, resource_type, res_id)
+    if stored is None or not _permitted(session, caller, stored):
+        raise NotFound(resource_type=resource_type, res_id=res_id[:64])
+    return stored
+
+
 def read(session: Session, caller: Caller, *, resource_type: str, res_id: str) -> Found:
     capability(resource_type)
     caller.require(resource_type, Interaction.READ)
-    stored = _load(session, resource_type, res_id)
-    if stored is None or not _visible(session, caller, stored):
-        raise NotFound(resource_type=resource_type, res_id=res_id[:64])
+    stored = load_visible(session, caller, resource_type, res_id)
     if stored.deleted or stored.content is None:
         raise Gone(resource_type=resource_type)
     return Found(shown(session, caller, [stored])[0], stored.version, stored.last_updated)
@@ -185,15 +208,14 @@ def vread(
 ) -> Found:
     capability(resource_type)
     caller.require(resource_type, Interaction.READ)
-    stored = _load(session, resource_type, res_id)
-    if stored is None or not _visible(session, caller, stored):
-        raise NotFound(resource_type=resource_type, res_id=res_id[:64])
+    stored = load_visible(session, caller, resource_type, res_id)
     row = session.get(ResourceVersion, (stored.pk, version))
-    if row is None:
+    if row is None or not gate_for(session, caller).permits_versions([row])[0]:
         raise NotFound(N_("error.version_not_found"), version=version)
     if row.deleted or row.content is None:
         raise Gone(resource_type=resource_type)
     (content,) = labelling.versions_labelled(session, [(stored.pk, row.version, row.content)])
+    (content,) = disclosed(session, caller, [(stored.pk, row.version, content)])
     return Found(content, row.version, row.last_updated)
 
 
@@ -228,9 +250,10 @@ def _extras(
     session: Session, caller: Caller, resource_type: str, request: SearchRequest, rows: list[Any]
 ) -> list[dict[str, Any]]:
     """`_include`/`_revinclude`: visible, readable by the caller, each once, never a match."""
+    gate = gate_for(session, caller)
 
     def visible(t: str) -> ColumnElement[bool]:
-        return _visible_clause(caller, t) if caller.may(t, Interaction.READ) else false()
+        return gate.superset(t) if caller.may(t, Interaction.READ) else false()
 
     found = query.included(
         session, rows, request.include, targets_of=_include_targets, visible=visible
@@ -241,6 +264,7 @@ def _extras(
         if stored.pk not in seen and stored.content is not None:
             seen.add(stored.pk)
             extras.append(stored)
+    extras = [r for r, ok in zip(extras, gate.permits(extras), strict=True) if ok]
     return shown(session, caller, extras)
 
 
@@ -249,15 +273,22 @@ def search(
 ) -> SearchResult:
     capability(resource_type)
     caller.require(resource_type, Interaction.SEARCH)
-
-    def visible(t: str) -> ColumnElement[bool]:
-        return _visible_clause(caller, t)
-
-    base = query.filtered(resource_type, request, visible)
+    gate = gate_for(session, caller)
+    # The criteria alone (chained targets through the gate), then the gate exact inside
+    # them: the engine is asked only about the rows the search could return.
+    criteria = query.filtered(
+        resource_type, request, lambda t: true() if t == resource_type else gate.clause(t)
+    )
+    within = StoredResource.pk.in_(criteria.with_only_columns(StoredResource.pk))
+    main = gate.clause(resource_type, within=within)
+    base = query.filtered(
+        resource_type, request, lambda t: main if t == resource_type else gate.clause(t)
+    )
+    withheld = gate.withheld(resource_type, within, visible=main)
     wants_total = request.summary_count or request.total != "none"
     total = query.count(session, base) if wants_total else None
     if request.count == 0 or request.summary_count:
-        return SearchResult([], total)
+        return SearchResult([], total, withheld=withheld)
     found = query.page(session, base, resource_type=resource_type, request=request)
     extras = _extras(session, caller, resource_type, request, found.rows)
     resources = shown(session, caller, found.rows)
@@ -265,7 +296,9 @@ def search(
         # R4 3.1.1.5.9: "The list of elements does not apply to included resources": the
         # included ones stay whole, so a client can still tell who a match's subject is.
         resources = [subsetted(r, request.elements) for r in resources]
-    return SearchResult(resources, total, extras, found.next_token, found.previous_token)
+    return SearchResult(
+        resources, total, extras, found.next_token, found.previous_token, withheld=withheld
+    )
 
 
 def ensure_country_organization(session: Session, *, country: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -27,6 +28,16 @@ class AuditNote:
 
 
 @dataclass
+class Disclosure:
+    """Records that crossed to the caller from another hospital in this request: one
+    `disclosure` audit row per request (the accounting of disclosures reads them)."""
+
+    entities: list[str] = field(default_factory=list)
+    patients: list[str] = field(default_factory=list)
+    break_the_glass: bool = False
+
+
+@dataclass
 class RequestContext:
     request_id: str
     locale: str
@@ -34,6 +45,13 @@ class RequestContext:
     caller: Caller | None = None
     session: Session | None = None
     audit: list[AuditNote] = field(default_factory=list)
+    disclosure: Disclosure | None = None
+
+    def disclosed(self, entities: list[str], patients: list[str], *, break_the_glass: bool) -> None:
+        found = self.disclosure = self.disclosure or Disclosure()
+        found.entities = list(dict.fromkeys([*found.entities, *entities]))
+        found.patients = list(dict.fromkeys([*found.patients, *patients]))
+        found.break_the_glass = found.break_the_glass or break_the_glass
 
     def note(
         self,
@@ -65,5 +83,14 @@ def context_of(request: Request) -> RequestContext:
             source_ip=request.client.host if request.client else None,
         )
         request.state.ctx = ctx
+        _current.set(ctx)
     assert isinstance(ctx, RequestContext)
     return ctx
+
+
+_current: ContextVar[RequestContext | None] = ContextVar("puente_request", default=None)
+
+
+def current_context() -> RequestContext | None:
+    """The request in flight on this thread or task, if any (None in tasks and the CLI)."""
+    return _current.get()

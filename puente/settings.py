@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(default=3600, ge=1)
     # The largest NDJSON body `POST /fhir/$import` accepts (413 beyond it).
     import_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    # The jurisdiction policy the disclosure gate applies (a TOML file laid out like
+    # consent/policies/default.toml); unset: the shipped defaults.
+    consent_policy: Path | None = None
     # Notifications (puente/notify). `log` writes each message as an .eml file under
     # `mail_dir` instead of sending it (development and the demo); production refuses it.
     notify_channel: Literal["smtp", "log"] = "log"

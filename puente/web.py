@@ -39,6 +39,21 @@ def _status_of(exc: BaseException) -> int:
 
 def _write_audit(session: Session, ctx: RequestContext, outcome: int, detail: str | None) -> None:
     settings = get_settings()
+    if ctx.disclosure is not None and outcome == audit.SUCCESS:
+        # Written whatever `audit_reads` says: the accounting of disclosures reads them.
+        audit.append(
+            session,
+            event_type="disclosure",
+            subtype=ctx.audit[0].subtype if ctx.audit else "read",
+            action="R",
+            outcome=outcome,
+            outcome_detail="break-the-glass" if ctx.disclosure.break_the_glass else None,
+            caller=ctx.caller,
+            request_id=ctx.request_id,
+            source_ip=ctx.source_ip,
+            entities=ctx.disclosure.entities,
+            patients=ctx.disclosure.patients,
+        )
     for item in ctx.audit:
         if item.action == "R" and not settings.audit_reads and outcome == audit.SUCCESS:
             continue

@@ -201,3 +201,56 @@ def with_links(content: dict[str, Any], ids: Iterable[str]) -> dict[str, Any]:
     if not added:
         return content
     return {**content, "link": [*(content.get("link") or []), *added]}
+
+
+def people(session: Session, patient_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+    """For each of `patient_ids` (Patient res_ids), the ids of every Patient record of the
+    same person: itself and the records linked to it, transitively (a person registered at
+    three hospitals is linked pairwise). The disclosure gate's view of "the patient"."""
+    wanted = set(patient_ids)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(StoredResource.pk, StoredResource.res_id).where(
+            StoredResource.res_type == "Patient", StoredResource.res_id.in_(sorted(wanted))
+        )
+    ).all()
+    id_of: dict[int, str] = dict(rows)
+    neighbours: dict[int, set[int]] = {}
+    frontier = set(id_of)
+    seen = set(frontier)
+    while frontier:
+        pairs = session.execute(
+            select(MatchLink.left_pk, MatchLink.right_pk).where(
+                MatchLink.status == LINKED,
+                or_(MatchLink.left_pk.in_(frontier), MatchLink.right_pk.in_(frontier)),
+            )
+        ).all()
+        found: set[int] = set()
+        for left, right in pairs:
+            neighbours.setdefault(left, set()).add(right)
+            neighbours.setdefault(right, set()).add(left)
+            found.update((left, right))
+        frontier = found - seen
+        seen |= frontier
+    missing = seen - set(id_of)
+    if missing:
+        id_of.update(
+            session.execute(
+                select(StoredResource.pk, StoredResource.res_id).where(
+                    StoredResource.pk.in_(sorted(missing))
+                )
+            ).all()
+        )
+    result: dict[str, frozenset[str]] = {res_id: frozenset({res_id}) for res_id in wanted}
+    for pk, res_id in list(id_of.items()):
+        if res_id not in wanted:
+            continue
+        component, stack = {pk}, [pk]
+        while stack:
+            for other in neighbours.get(stack.pop(), ()):
+                if other not in component:
+                    component.add(other)
+                    stack.append(other)
+        result[res_id] = frozenset(id_of[p] for p in component if p in id_of)
+    return result

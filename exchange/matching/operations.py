@@ -128,7 +128,7 @@ def match(session: Session, caller: Caller, *, request: MatchRequest) -> list[Ca
     keys = sorted(blocking.blocking_keys(wanted))
     if not keys:
         return []
-    pks = _candidates(session, keys, store_service.visible_clause(caller, "Patient"))
+    pks = _candidates(session, keys, store_service.visible_clause(session, caller, "Patient"))
     if not pks:
         return []
     model = versions.active(session)
@@ -174,7 +174,7 @@ def pix(
     identifiers (only those in `target_systems` when given)."""
     authorize(caller)
     system, value = _identifier(source_identifier, "sourceIdentifier")
-    visible = store_service.visible_clause(caller, "Patient")
+    visible = store_service.visible_clause(session, caller, "Patient")
     source = session.scalars(
         select(StoredResource.pk)
         .join(TokenIndex, TokenIndex.resource_pk == StoredResource.pk)

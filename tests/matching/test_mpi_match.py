@@ -14,10 +14,10 @@ from fhir.resources.R4B.parameters import Parameters
 from sqlalchemy import ColumnElement, select, true
 
 from exchange import service as store_service
+from exchange.gate import Gate
 from exchange.matching.models import MatchLink
 from exchange.models import StoredResource
 from puente.audit.models import AuditEntry
-from puente.auth.caller import Caller
 from puente.db import session_factory
 from tests.factories import bearer, fhir_json
 from tests.matching.mpi_fakes import install
@@ -89,12 +89,15 @@ def register_systems() -> None:
 
 @pytest.fixture
 def open_gate(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every Patient visible to everyone, as a consent would allow: the one rule widened."""
+    """Every record visible to everyone, as consents would allow: the one gate widened
+    (tests/consent cover what the real gate opens)."""
 
-    def everything(caller: Caller, resource_type: str) -> ColumnElement[bool]:
+    def everything(self: Gate, resource_type: str, **_: Any) -> ColumnElement[bool]:
         return true()
 
-    monkeypatch.setattr(store_service, "_visible_clause", everything)
+    monkeypatch.setattr(Gate, "clause", everything)
+    monkeypatch.setattr(Gate, "superset", everything)
+    monkeypatch.setattr(Gate, "permits", lambda self, rows: [True] * len(rows))
 
 
 def match(client: TestClient, *parameters: dict[str, Any], headers: dict[str, str] = HGCJ) -> Any:
