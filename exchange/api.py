@@ -127,6 +127,7 @@ def _search(
         locale=ctx.locale,
         included=result.included,
         cursors=Cursors(parsed.page_token, result.next_token, result.previous_token),
+        issues=service.withheld_issues(result.withheld),
     )
 
 

@@ -24,7 +24,7 @@ from puente.audit import service as audit
 from puente.auth.caller import Caller
 from puente.auth.scopes import Interaction
 from puente.context import current_context
-from puente.errors import Gone, NotFound
+from puente.errors import Gone, Issue, NotFound
 from puente.fhir.bundle import subsetted
 from puente.fhir.search import Include, SearchParam, SearchRequest, parse_search
 from puente.settings import get_settings
@@ -77,6 +77,20 @@ def with_links(
     return [
         mpi_links.with_links(r.content, linked.get(r.pk, ())) for r in rows if r.content is not None
     ]
+
+
+# The one entry searches and `$everything` add when records a break-the-glass by the
+# caller would open were left out: it says that, never which (issue 6, point 4).
+WITHHELD = Issue(
+    N_("consent.withheld_btg"),
+    code="suppressed",
+    severity="information",
+    coding=(("http://terminology.hl7.org/CodeSystem/v3-ActCode", "BTG"),),
+)
+
+
+def withheld_issues(withheld: bool) -> list[Issue]:
+    return [WITHHELD] if withheld else []
 
 
 def _locale() -> str:

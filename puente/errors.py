@@ -21,6 +21,8 @@ class Issue:
     code: str = "invalid"
     severity: str = "error"
     expression: tuple[str, ...] = ()
+    # Codings for `details` beside the text (e.g. v3-ActCode `BTG`).
+    coding: tuple[tuple[str, str], ...] = ()
 
 
 class PuenteError(Exception):

@@ -19,6 +19,10 @@ def operation_outcome(
             "details": {"text": gettext(locale, issue.message_key, **issue.params)},
             "diagnostics": issue.message_key,
         }
+        if issue.coding:
+            entry["details"]["coding"] = [
+                {"system": system, "code": code} for system, code in issue.coding
+            ]
         if issue.expression:
             entry["expression"] = list(issue.expression)
         rendered.append(entry)

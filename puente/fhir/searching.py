@@ -39,24 +39,23 @@ def search_response(
     locale: str,
     included: Sequence[dict[str, Any]] = (),
     cursors: Cursors | None = None,
+    issues: Sequence[Issue] = (),
 ) -> FHIRResponse:
     """A searchset page; parameters dropped under `handling=lenient` are named in an
-    OperationOutcome entry (R4 3.1.1.4.1)."""
+    OperationOutcome entry (R4 3.1.1.4.1), with `issues` (records withheld...)."""
     settings = get_settings()
     outcome = None
-    if parsed.ignored:
-        outcome = operation_outcome(
-            [
-                Issue(
-                    N_("warning.search_param_ignored"),
-                    {"name": name[:64]},
-                    code="not-supported",
-                    severity="warning",
-                )
-                for name in parsed.ignored
-            ],
-            locale,
+    found = [
+        Issue(
+            N_("warning.search_param_ignored"),
+            {"name": name[:64]},
+            code="not-supported",
+            severity="warning",
         )
+        for name in parsed.ignored
+    ] + list(issues)
+    if found:
+        outcome = operation_outcome(found, locale)
     page = Page(
         base=f"{settings.fhir_base_url}/{resource_type}",
         params=parsed.used,
