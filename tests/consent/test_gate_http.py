@@ -107,16 +107,18 @@ def test_without_consent_nothing_crosses_and_nothing_counts(
     ):
         assert _status(client, path) == 404, path
     bundle = _found(client, f"Condition?subject=Patient/{PATIENT}&_total=accurate")
-    assert _ids(bundle) == [] and bundle["total"] == 0
+    assert _ids(bundle) == []
+    assert bundle["total"] == 0
     # A clinician who could break the glass is told that records are withheld, not which.
     assert _withheld(bundle)
-    assert "hgcj" not in str([e for e in bundle.get("entry", [])])
+    assert "hgcj" not in str(list(bundle.get("entry", [])))
     assert _found(client, "Condition?_summary=count")["total"] == 0
     everything = _found(client, "_history")  # directory data only
     assert {e["resource"]["resourceType"] for e in everything["entry"]} == {"Organization"}
     # The other hospital's system never sees them, and is not told about break-the-glass.
     system_view = _found(client, f"Condition?subject=Patient/{PATIENT}", UMCEP)
-    assert _ids(system_view) == [] and not _withheld(system_view)
+    assert _ids(system_view) == []
+    assert not _withheld(system_view)
 
 
 def test_consent_opens_the_plain_record_and_not_the_sensitive_one(
@@ -132,7 +134,8 @@ def test_consent_opens_the_plain_record_and_not_the_sensitive_one(
     assert _status(client, f"Condition/{DEPRESSION}") == 404
     assert _status(client, f"Condition/{DEPRESSION}/_history") == 404
     bundle = _found(client, f"Condition?subject=Patient/{PATIENT}&_total=accurate")
-    assert _ids(bundle) == [ASTHMA] and bundle["total"] == 1
+    assert _ids(bundle) == [ASTHMA]
+    assert bundle["total"] == 1
     assert _withheld(bundle)  # the depression record is withheld; break-the-glass opens it
     history = _found(client, "Condition/_history")
     assert [e["resource"]["id"] for e in history["entry"]] == [ASTHMA]
@@ -160,7 +163,8 @@ def test_a_disclosure_is_audited_with_the_records_and_the_patient(
     (row,) = rows
     assert row.entities == [f"Condition/{ASTHMA}"]
     assert row.patients == [f"Patient/{PATIENT}"]
-    assert row.org_code == "umcep" and row.fhir_user == "Practitioner/umcep-dr-ruiz"
+    assert row.org_code == "umcep"
+    assert row.fhir_user == "Practitioner/umcep-dr-ruiz"
     assert row.outcome_detail is None
 
 
@@ -211,7 +215,8 @@ def test_a_permit_nested_in_a_deny_opens_what_it_names(client: TestClient, juare
     )
     assert _status(client, f"Condition/{DEPRESSION}") == 200
     bundle = _found(client, f"Condition?subject=Patient/{PATIENT}")
-    assert _ids(bundle) == [ASTHMA, DEPRESSION] and not _withheld(bundle)
+    assert _ids(bundle) == [ASTHMA, DEPRESSION]
+    assert not _withheld(bundle)
 
 
 def test_a_label_named_by_the_permit_is_disclosed(client: TestClient, juarez: None) -> None:
