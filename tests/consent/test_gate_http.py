@@ -8,6 +8,7 @@ Condition (`hgcj-c-asthma`) and a depression one (`hgcj-c-psy`, labelled PSY at 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -92,7 +93,8 @@ def _withheld(bundle: dict[str, Any]) -> bool:
 
 
 def _status(client: TestClient, path: str, headers: dict[str, str] = DOCTOR) -> int:
-    return client.get(f"/fhir/{path}", headers=headers).status_code
+    status: int = client.get(f"/fhir/{path}", headers=headers).status_code
+    return status
 
 
 def test_without_consent_nothing_crosses_and_nothing_counts(
@@ -252,7 +254,7 @@ def test_part2_record_carries_the_notice_and_the_consent_summary(
             owner="hgcj",
             reference="HealthcareService/hgcj-adicciones",
             actor="test",
-            now=labelling.dt.datetime.now(labelling.dt.UTC),
+            now=dt.datetime.now(dt.UTC),
         )
         session.commit()
     detox = _condition(
