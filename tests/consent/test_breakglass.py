@@ -515,3 +515,15 @@ def test_the_notice_date_is_the_border_s_calendar_day() -> None:
     late = dt.datetime(2026, 11, 25, 3, 30, tzinfo=dt.UTC)  # 20:30 on the 24th in Juárez
     assert local_date(late, "en_US") == "November 24, 2026"
     assert local_date(late, "es_MX") == "24 de noviembre de 2026"
+
+
+def test_an_unknown_time_zone_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from puente.settings import Settings
+
+    monkeypatch.setenv("PUENTE_TIMEZONE", "America/Atlantis")
+    with pytest.raises(ValidationError, match="PUENTE_TIMEZONE"):
+        Settings()
+    monkeypatch.setenv("PUENTE_TIMEZONE", "America/Denver")
+    assert Settings().timezone == "America/Denver"
