@@ -16,15 +16,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from sqlalchemy.orm import Session
 
+from consent import breakglass_service as btg
 from consent.codes import ACT_CODE, ACT_REASON, CONSENT_SCOPE, LOINC, PARTICIPATION_TYPE
 from demo.generator import generate
 from exchange import bulk, store, writes
 from exchange import service as exchange
 from exchange.matching import review as mpi_review
 from puente.auth import service as auth
+from puente.auth.caller import Caller
 from puente.auth.models import UserAccount
 from puente.auth.scopes import Role, grant
-from puente.db import unit_of_work
+from puente.db import unit_of_work, utcnow
 from puente.settings import get_settings
 
 # Development only (`puente demo` refuses production): every demo account's password.
@@ -68,7 +70,10 @@ HGCJ = DemoSystem(
         "name": [{"family": "Ramírez Anchondo", "given": ["José", "Luis"]}],
         "gender": "male",
         "birthDate": "1985-04-12",
-        "telecom": [{"system": "phone", "value": "+52 656 555 0142"}],
+        "telecom": [
+            {"system": "phone", "value": "+52 656 555 0142"},
+            {"system": "email", "value": "jose.ramirez@example.org"},
+        ],
         "address": [{"city": "Ciudad Juárez", "state": "CHH", "country": "MX"}],
         "communication": [
             {
@@ -233,6 +238,51 @@ def _record_consent(session: Session, officer: UserAccount) -> None:
     )
 
 
+# The break-the-glass episode waiting for review: José arrives unconscious at the El Paso
+# ER, where he is registered as "Joe L. Ramirez". HGCJ's consent officer (the MPI's steward)
+# links his two records by hand, and Dr. Chávez breaks the glass for El Paso's record,
+# which opens the Juárez one. The grant is the `$CLINICIAN` token's (its subject is the
+# Practitioner reference); the notice goes, in Spanish, to the address Juárez has for José.
+BTG_REASON = (
+    "Unconscious on arrival at the ER after a road accident; the patient says he is "
+    "treated in Ciudad Juárez and no relative can be reached."
+)
+
+
+def _demo_clinician() -> Caller:
+    practitioner = f"Practitioner/{UMCEP.clinician['id']}"
+    return Caller(
+        subject=practitioner,
+        role=Role.CLINICIAN,
+        org_code=UMCEP.code,
+        country=UMCEP.country,
+        scopes=grant(Role.CLINICIAN, None),
+        fhir_user=practitioner,
+    )
+
+
+def _break_glass_episode(session: Session, officer: UserAccount) -> None:
+    steward = dataclasses.replace(
+        auth.person_caller(session, officer), scopes=grant(Role.CONSENT_OFFICER, None)
+    )
+    mpi_review.link_by_hand(
+        session,
+        steward,
+        first=f"Patient/{HGCJ.patient['id']}",
+        second=f"Patient/{UMCEP.patient['id']}",
+    )
+    clinician = _demo_clinician()
+    granted = btg.break_glass(
+        session,
+        clinician,
+        patient_id=str(UMCEP.patient["id"]),
+        reason=BTG_REASON,
+        minutes=None,
+        now=utcnow(),
+    )
+    btg.record_audit(session, clinician, granted)
+
+
 def _load(session: Session) -> dict[str, str]:
     secrets: dict[str, str] = {}
     officers: dict[str, UserAccount] = {}
@@ -261,6 +311,7 @@ def _load(session: Session) -> dict[str, str]:
             if role is Role.CONSENT_OFFICER:
                 officers[system.code] = account
     _record_consent(session, officers[HGCJ.code])
+    _break_glass_episode(session, officers[HGCJ.code])
     settings = get_settings()
     auth.add_app(
         session,
@@ -344,6 +395,38 @@ def _print_mpi(console: Console, counts: dict[str, int], base: str) -> None:
         console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
 
 
+def _print_btg(console: Console, counts: dict[str, int], base: str) -> None:
+    console.print(
+        f"\n[bold]Break-the-glass[/bold]: {counts.get('open', 0)} emergency access waiting "
+        f"for a consent officer's review ({counts.get('closed', 0)} closed). The patient's "
+        f"notice is in {get_settings().mail_dir}/.",
+        highlight=False,
+    )
+    calls = [
+        (
+            "The grants to review, as HGCJ's consent officer (its records were opened)",
+            f'curl -s -H "Authorization: Bearer $OFFICER" {base}/btg/reviews',
+        ),
+        (
+            "Comment on a grant, then close its review",
+            f'curl -s -X POST -H "Authorization: Bearer $OFFICER" '
+            f'-H "Content-Type: application/json" {base}/btg/reviews/ID/comments '
+            """-d '{"text":"Checked with the ER: justified."}'""",
+        ),
+        (
+            "Break the glass, as El Paso's clinician, for El Paso's record of José",
+            f'curl -s -X POST -H "Authorization: Bearer $CLINICIAN" '
+            f'-H "Content-Type: application/fhir+json" '
+            f"{base}/fhir/Patient/{UMCEP.patient['id']}/\\$break-the-glass -d "
+            """'{"resourceType":"Parameters","parameter":[{"name":"reason","valueString":"""
+            """"Unconscious in the ER, no history available"},"""
+            """{"name":"minutes","valueInteger":30}]}'""",
+        ),
+    ]
+    for title, call in calls:
+        console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
+
+
 def _print(
     console: Console, secrets: dict[str, str], tokens: dict[str, str], loaded: bool, seconds: float
 ) -> None:
@@ -406,7 +489,9 @@ def _print(
         console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
     with unit_of_work() as session:
         counts = mpi_review.counts(session)
+        grants = btg.counts(session)
     _print_mpi(console, counts, base)
+    _print_btg(console, grants, base)
     console.print(
         f"\nSign in as a person at {base}/docs (Authorize, PKCE) with any account above; "
         f"the API reference is at {base}/docs. `puente audit verify` checks the audit chain.\n",

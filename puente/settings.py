@@ -6,6 +6,7 @@ from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -77,6 +78,18 @@ class Settings(BaseSettings):
     # Days a sent message keeps its subject and body (what may name a patient); the row,
     # its key and its status stay, so the event still cannot queue it twice.
     notify_retention_days: int = Field(default=30, ge=1)
+    # The time zone in which notices tell people the date of an event (break-the-glass):
+    # Ciudad Juárez and El Paso keep the same clock.
+    timezone: str = "America/Ciudad_Juarez"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("PUENTE_TIMEZONE must be an IANA time zone") from exc
+        return value
 
     @field_validator("mail_from")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -105,3 +106,54 @@ def test_demo_people_sign_in_with_the_printed_password(client: TestClient) -> No
         )
         assert account.subject == "Practitioner/umcep-demo-clinician"
         session.commit()
+
+
+def test_a_break_the_glass_episode_waits_for_review(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PUENTE_MAIL_DIR", str(tmp_path / "mail"))
+    get_settings.cache_clear()
+    _loaded, printed = _run()
+    tokens = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in printed.splitlines()
+        if line.startswith("export ")
+    )
+    assert "1 emergency access waiting for a consent officer's review" in printed
+    assert "/btg/reviews" in printed
+    assert "$break-the-glass" in printed
+    # HGCJ's officer sees it: the El Paso clinician's grant opened the Juárez record
+    queue = client.get("/btg/reviews", headers={"Authorization": f"Bearer {tokens['OFFICER']}"})
+    assert queue.status_code == 200
+    (episode,) = queue.json()["items"]
+    assert episode["status"] == "open"
+    assert episode["patient"] == "Patient/umcep-demo-patient"
+    assert episode["linked"] == ["Patient/hgcj-demo-patient"]
+    assert episode["clinician_fhir_user"] == "Practitioner/umcep-demo-clinician"
+    # the printed $CLINICIAN token holds the grant
+    from consent.breakglass import active_grants
+    from puente.auth import tokens as token_module
+    from puente.db import utcnow
+
+    clinician = token_module.read(get_settings(), tokens["CLINICIAN"])
+    with session_factory()() as session:
+        (grant,) = active_grants(session, clinician, now=utcnow())
+    assert grant.patient == "umcep-demo-patient"
+    # the notice, in Spanish, for José's address in Juárez (the recording channel's file)
+    (notice,) = (tmp_path / "mail").glob("*.eml")
+    text = notice.read_text()
+    assert "To: jose.ramirez@example.org" in text
+    assert "Content-Language: es-MX" in text
+    # the printed call breaks the glass again
+    again = client.post(
+        "/fhir/Patient/umcep-demo-patient/$break-the-glass",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": "Unconscious in the ER, no history"}],
+        },
+        headers={
+            "Authorization": f"Bearer {tokens['CLINICIAN']}",
+            "Content-Type": "application/fhir+json",
+        },
+    )
+    assert again.status_code == 201, again.text
