@@ -86,7 +86,9 @@ def operation_definition() -> dict[str, Any]:
             "202 Accepted with Content-Location naming the job's status URL. Lines are "
             "written as PUT by id (or created unless an identifier matches), in reference "
             "order; a rejected line is reported by its number, the others are stored. "
-            "Importing the same NDJSON twice leaves one copy."
+            "Importing the same NDJSON twice leaves one copy. A job that stopped part way "
+            "is resumed under its id by POST [status URL]/$resume: it goes on after its "
+            "last committed batch."
         ),
         "affectsState": True,
         "code": "import",
