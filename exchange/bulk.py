@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from exchange import store, writes
 from puente.auth.caller import Caller
+from puente.db import is_transient
 from puente.errors import InvalidResource, Issue, PuenteError
 from translation.i18n import N_
 
@@ -72,6 +73,25 @@ class ImportReport:
     @property
     def stored(self) -> int:
         return self.created + self.updated + self.unchanged
+
+
+def lost_to_another(exc: BaseException) -> bool:
+    """Whether a batch failed only because a concurrent transaction got in its way: a
+    deadlock or serialization failure, SQLite's lock, or a resource of the batch created
+    by another meanwhile. The batch rolled back whole; run again, it succeeds (and finds
+    what the other stored, which it updates or leaves unchanged)."""
+    return is_transient(exc) or store.lost_create_race(exc)
+
+
+def transient_report(lines: list[SourceLine]) -> ImportReport:
+    """What to report for a batch that kept losing to concurrent writers however often it
+    was retried: every line read and refused as transient, nothing stored. Posting those
+    lines again stores them (the import is idempotent)."""
+    issue = Issue(N_("error.import_line_transient"), code="transient")
+    return ImportReport(
+        read=len(lines),
+        errors=[LineError(line.source, line.line, [issue]) for line in lines],
+    )
 
 
 def _rank(resource_type: str) -> int:

@@ -16,8 +16,12 @@ kick-off / status conventions (HL7 FHIR Bulk Data Access 2.0, "Bulk Data Export"
                      "counts": {"lines", "read", "created", "updated", "unchanged",
                                 "rejected"}}}
 
-  (`error` is empty when no line was rejected); 500 with an OperationOutcome if the job
-  failed (the lines stored before the failure are kept; posting again finishes it).
+  (`error` is empty when no line was rejected); 500 with an OperationOutcome and
+  `X-Progress` if the job failed (the lines stored before the failure are kept; the job
+  keeps its NDJSON until it is resumed or deleted).
+- `POST /fhir/$import-status/{id}/$resume`: 202 with the same `Content-Location`; the job
+  (failed, or left `running` by a worker that died) is queued again under its id and goes
+  on after its last committed batch, so no line is written twice. 409 if it completed.
 - `GET /fhir/$import-status/{id}/errors`: `application/fhir+ndjson`, one OperationOutcome
   per rejected line, its `diagnostics` naming the line (`line 17: error.xxx`), never
   the line's content.
@@ -82,7 +86,9 @@ def operation_definition() -> dict[str, Any]:
             "202 Accepted with Content-Location naming the job's status URL. Lines are "
             "written as PUT by id (or created unless an identifier matches), in reference "
             "order; a rejected line is reported by its number, the others are stored. "
-            "Importing the same NDJSON twice leaves one copy."
+            "Importing the same NDJSON twice leaves one copy. A job that stopped part way "
+            "is resumed under its id by POST [status URL]/$resume: it goes on after its "
+            "last committed batch."
         ),
         "affectsState": True,
         "code": "import",
@@ -193,18 +199,33 @@ def _manifest(job: ImportJob) -> dict[str, Any]:
     }
 
 
+def _progress(job: ImportJob) -> str:
+    return f"{job.lines_done} of {job.lines_total} lines"
+
+
 @router.get("/$import-status/{job_id}", summary="Status of a bulk import")
 def status(job_id: str, session: SessionDep, caller: CallerDep, ctx: ContextDep) -> Response:
     ctx.note("operation", "R", entities=[f"$import/{job_id[:36]}"])
     job = import_jobs.find(session, caller, job_id=job_id)
     if job.status == import_jobs.FAILED:
-        issue = Issue(N_("error.import_failed"), code="exception")
-        return FHIRResponse(operation_outcome([issue], ctx.locale), status_code=500)
+        if import_jobs.resumable(session, job):
+            issue = Issue(
+                N_("error.import_stopped"),
+                {"done": job.lines_done, "total": job.lines_total},
+                code="incomplete",
+            )
+        else:
+            issue = Issue(N_("error.import_failed"), code="exception")
+        return FHIRResponse(
+            operation_outcome([issue], ctx.locale),
+            status_code=500,
+            headers={"X-Progress": _progress(job)},
+        )
     if job.status != import_jobs.COMPLETED:
         return Response(
             status_code=202,
             headers={
-                "X-Progress": f"{job.lines_done} of {job.lines_total} lines",
+                "X-Progress": _progress(job),
                 "Retry-After": str(RETRY_AFTER_SECONDS),
             },
         )
@@ -230,6 +251,25 @@ def cancel(job_id: str, session: SessionDep, caller: CallerDep, ctx: ContextDep)
     ctx.note("operation", "D", entities=[f"$import/{job_id[:36]}"])
     import_jobs.cancel(session, caller, job_id=job_id)
     return Response(status_code=202)
+
+
+@router.post("/$import-status/{job_id}/$resume", summary="Resume a stopped bulk import")
+def resume(job_id: str, session: SessionDep, caller: CallerDep, ctx: ContextDep) -> Response:
+    """Queue a failed job (or one whose worker died) again under the same id: it goes on
+    after its last committed batch. 202 with the same status URL to poll."""
+    ctx.note("operation", "U", entities=[f"$import/{job_id[:36]}"])
+    job = import_jobs.resume(session, caller, job_id=job_id)
+    issue = Issue(
+        N_("info.import_resumed"),
+        {"done": job.lines_done, "total": job.lines_total},
+        code="informational",
+        severity="information",
+    )
+    return FHIRResponse(
+        operation_outcome([issue], ctx.locale),
+        status_code=202,
+        headers={"Content-Location": _status_url(job.id)},
+    )
 
 
 @router.get(OPERATION_PATH, summary="The $import OperationDefinition")

@@ -26,7 +26,7 @@ from puente.auth import scopes as scope_text
 from puente.auth import service as auth
 from puente.auth.caller import Caller
 from puente.db import utcnow
-from puente.errors import Forbidden, InvalidRequest, Issue, NotFound, PuenteError
+from puente.errors import Conflict, Forbidden, InvalidRequest, Issue, NotFound, PuenteError
 from puente.tasks import enqueue
 from translation.i18n import N_
 
@@ -205,15 +205,25 @@ def begin(session: Session, *, job_id: str) -> Run | None:
     return Run(job_id, caller, lines, parsed)
 
 
-def run_batch(session: Session, *, run: Run) -> bool:
-    """Write the next batch and record it; False once the job is finished (or stopped)."""
+def run_batch(
+    session: Session, *, run: Run, reparse: bool = False, transient: bool = False
+) -> bool:
+    """Write the next batch and record it; False once the job is finished (or stopped).
+
+    `reparse`: parse the lines again rather than use the JSON parsed at `begin` (a run
+    after one that rolled back). `transient`: write nothing, and record every line of the
+    batch as refused for a transient conflict (the batch kept losing to concurrent
+    writers however often it was retried)."""
     job = _locked(session, run.job_id)
     if job is None or job.status != RUNNING:
         return False
     batch = run.lines[job.lines_done : job.lines_done + BATCH]
     parsed = run.parsed[job.lines_done : job.lines_done + BATCH]
-    report = bulk.ImportReport()
-    bulk.import_lines(session, run.caller, batch, report, parsed)
+    if transient:
+        report = bulk.transient_report(batch)
+    else:
+        report = bulk.ImportReport()
+        bulk.import_lines(session, run.caller, batch, report, None if reparse else parsed)
     for error in report.errors:
         session.add(
             ImportJobError(
@@ -234,15 +244,50 @@ def run_batch(session: Session, *, run: Run) -> bool:
 
 
 def fail(session: Session, *, job_id: str) -> None:
+    """The job stopped on an error: it keeps its payload and its progress, so that
+    `resume` can continue it after the last committed batch (or DELETE forgets it)."""
     job = _locked(session, job_id)
     if job is not None and job.status not in FINISHED:
-        _finish(session, job, FAILED)
+        _finish(session, job, FAILED, keep_payload=True)
 
 
-def _finish(session: Session, job: ImportJob, status: str) -> None:
+def resume(session: Session, caller: Caller | None, *, job_id: str) -> ImportJob:
+    """Queue a job that failed (or whose worker died: still `running`, or `queued`) to go
+    on after its last committed batch: the lines written before are not written again.
+
+    `caller` None: an operator (`puente import-jobs resume`), any system's job. A
+    completed job, or a failed one that no longer holds its NDJSON, is a 409. Queueing a
+    job that is in fact still running is harmless: runs of one job take batches in turn.
+    """
+    if caller is not None:
+        find(session, caller, job_id=job_id)
+    job = _locked(session, job_id[:36])
+    if job is None or job.status == CANCELLED:
+        raise NotFound(N_("error.import_job_not_found"))
+    if job.status == COMPLETED:
+        raise Conflict(N_("error.import_not_resumable"))
+    if not resumable(session, job):
+        raise Conflict(N_("error.import_payload_gone"))
+    if job.status == FAILED:
+        job.status = QUEUED
+        job.finished_at = None
+    session.flush()
+    enqueue(session, IMPORT_TASK, job.id)
+    return job
+
+
+def resumable(session: Session, job: ImportJob) -> bool:
+    """Whether the job still holds its NDJSON (a failed job does, until resumed or
+    deleted; jobs that failed before resuming existed do not)."""
+    held = session.scalar(select(ImportJob.payload.is_not(None)).where(ImportJob.id == job.id))
+    return bool(held)
+
+
+def _finish(session: Session, job: ImportJob, status: str, *, keep_payload: bool = False) -> None:
     job.status = status
     job.finished_at = utcnow()
-    job.payload = None  # the data now lives in the store; keep no second copy of PHI
+    if not keep_payload:
+        job.payload = None  # the data now lives in the store; keep no second copy of PHI
     session.flush()
 
 

@@ -160,8 +160,8 @@ class ImportJob(Base):
     """An asynchronous `$import`: the NDJSON as received, and how far its writing got.
 
     Progress is recorded in the transaction that writes each batch, so a worker that dies
-    resumes after the last committed batch. The payload is dropped once the job ends.
-    """
+    resumes after the last committed batch. The payload is dropped once the job completes
+    or is cancelled; a failed job keeps it until it is resumed (`import_jobs.resume`)."""
 
     __tablename__ = "import_job"
     __table_args__ = (Index("ix_import_job_owner_created", "owner", "created_at"),)

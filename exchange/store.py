@@ -217,7 +217,11 @@ def load_many(
         )
     )
     if lock:
-        statement = statement.with_for_update()
+        # Rows are locked in the order they are returned: one order for every writer, so
+        # two batches that share resources wait for each other instead of deadlocking.
+        statement = statement.order_by(
+            StoredResource.res_type, StoredResource.res_id
+        ).with_for_update()
     return {(row.res_type, row.res_id): row for row in session.scalars(statement)}
 
 
@@ -313,6 +317,16 @@ def _is_type_id_conflict(exc: IntegrityError) -> bool:
     if constraint is not None:
         return bool(constraint == "uq_resource_type_id")
     return "resource.res_type, resource.res_id" in str(exc.orig)
+
+
+def lost_create_race(exc: BaseException) -> bool:
+    """Whether `exc` is a bulk create (`create_many`) refused because another transaction
+    created one of its resources meanwhile: SQLAlchemy's IntegrityError, or psycopg's own
+    from a COPY. Run again, the batch finds that resource stored and updates it."""
+    if isinstance(exc, IntegrityError):
+        return _is_type_id_conflict(exc)
+    constraint = getattr(getattr(exc, "diag", None), "constraint_name", None)
+    return constraint == "uq_resource_type_id"
 
 
 def create_many(
@@ -418,6 +432,9 @@ def _copy_new(session: Session, resources: list[dict[str, Any]], method: str) ->
         versions.append((pk, 1, res_type, res_id, owner, False, method, last_updated, document))
         for table, values in index_values_of(pk, res_type, row["content"]).items():
             index[table].extend(values)
+    # Inserted by (type, id), whatever the lines' order: two imports creating some of the
+    # same resources then wait on the unique index in one order and never deadlock.
+    current.sort(key=lambda row: (row[1], row[2]))
     pgcopy.copy_rows(session, StoredResource.__tablename__, _RESOURCE_COLUMNS, current)
     pgcopy.copy_rows(session, ResourceVersion.__tablename__, _VERSION_COLUMNS, versions)
     for table, values in index.items():

@@ -6,10 +6,14 @@ The shell owns the transaction: domains receive a `Session`, may `flush`, never 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import logging
+import random
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, create_engine, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -145,3 +149,57 @@ def unit_of_work() -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+log = logging.getLogger("puente.db")
+T = TypeVar("T")
+
+# PostgreSQL's SQLSTATEs for a transaction it aborted so that others could go on: a
+# deadlock it broke (40P01) or a serialization failure (40001). Run again, it succeeds.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+# Runs of one transaction before its caller is told it failed, and the first pause.
+RETRY_ATTEMPTS = 4
+RETRY_PAUSE_SECONDS = 0.05
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether `exc` says the transaction lost to a concurrent one and would succeed if
+    run again: PostgreSQL's deadlock or serialization failure (wrapped by SQLAlchemy, or
+    the driver's own from a COPY), or SQLite's `database is locked`."""
+    seen: BaseException | None = exc
+    for _ in range(4):  # the exception, what it wraps, and what caused those
+        if seen is None:
+            return False
+        if getattr(seen, "sqlstate", None) in TRANSIENT_SQLSTATES:
+            return True
+        if isinstance(seen, sqlite3.OperationalError) and "database is locked" in str(seen):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False
+
+
+def pause_before_retry(attempt: int) -> None:
+    """Wait before run `attempt + 1`: exponential, with full jitter so that the two
+    transactions that met do not meet again at the same moment."""
+    time.sleep(random.uniform(0, RETRY_PAUSE_SECONDS * 2**attempt))  # noqa: S311 - jitter
+
+
+def retrying(
+    work: Callable[[Session], T],
+    *,
+    attempts: int = RETRY_ATTEMPTS,
+    retry_on: Callable[[BaseException], bool] = is_transient,
+) -> T:
+    """`work` in its own `unit_of_work`, run again (up to `attempts` runs in all) while
+    it fails with an error `retry_on` accepts; the last such error is raised. `work`
+    must keep its effects in the session, which each run starts afresh."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with unit_of_work() as session:
+                return work(session)
+        except Exception as exc:
+            if attempt >= attempts or not retry_on(exc):
+                raise
+            log.warning("transaction_retried", extra={"attempt": attempt})
+        pause_before_retry(attempt)
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -125,3 +125,18 @@ class TooManyRequests(PuenteError):
     status_code = 429
     issue_code = "throttled"
     message_key = N_("error.too_many_requests")
+
+
+class Transient(PuenteError):
+    """The database broke a deadlock or a serialization conflict with another request by
+    aborting this one: nothing of it was stored, and sending it again will succeed."""
+
+    status_code = 503
+    issue_code = "transient"
+    message_key = N_("error.transient_conflict")
+    retry_after_seconds = 1
+
+    def __init__(self, message_key: str | None = None, **params: Any) -> None:
+        super().__init__(
+            message_key, headers={"Retry-After": str(self.retry_after_seconds)}, **params
+        )

@@ -14,7 +14,8 @@ from starlette.routing import BaseRoute, Match
 
 from puente.auth import tokens
 from puente.context import context_of
-from puente.errors import PuenteError, Unauthenticated
+from puente.db import is_transient
+from puente.errors import PuenteError, Transient, Unauthenticated
 from puente.fhir.handlers import error_response, internal_error_response
 from puente.fhir.media import check_accept
 from puente.settings import get_settings
@@ -95,12 +96,19 @@ def install(app: FastAPI) -> None:
         except PuenteError as exc:
             response = error_response(request, exc)
         except Exception as exc:  # noqa: BLE001 - the last net: a 500 without exception text
-            error_log.error(
-                "unhandled_exception",
-                exc_info=(type(exc), exc, exc.__traceback__),
-                extra={"request_id": ctx.request_id},
-            )
-            response = internal_error_response(request)
+            if is_transient(exc):
+                # The database aborted this request so that a concurrent one could finish
+                # (deadlock, serialization failure, SQLite's lock): nothing of it was
+                # stored, and sending it again will succeed.
+                error_log.warning("transient_conflict", extra={"request_id": ctx.request_id})
+                response = error_response(request, Transient())
+            else:
+                error_log.error(
+                    "unhandled_exception",
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                    extra={"request_id": ctx.request_id},
+                )
+                response = internal_error_response(request)
         response.headers["X-Request-ID"] = ctx.request_id
         response.headers.setdefault("Content-Language", bcp47(ctx.locale))
         response.headers.setdefault("Vary", "Accept, Accept-Language, Authorization")

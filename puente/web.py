@@ -20,8 +20,8 @@ from starlette.exceptions import HTTPException
 from puente.audit import service as audit
 from puente.auth.caller import Caller
 from puente.context import RequestContext, context_of
-from puente.db import session_factory
-from puente.errors import PuenteError, Unauthenticated
+from puente.db import is_transient, session_factory
+from puente.errors import PuenteError, Transient, Unauthenticated
 from puente.settings import get_settings
 
 log = logging.getLogger("puente.request")
@@ -34,6 +34,8 @@ def _status_of(exc: BaseException) -> int:
         return exc.status_code
     if type(exc).__name__ == "RequestValidationError":
         return 400
+    if is_transient(exc):
+        return Transient.status_code
     return 500
 
 

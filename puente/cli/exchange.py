@@ -107,5 +107,43 @@ def import_command(
         raise typer.Exit(1)
 
 
+jobs_app = typer.Typer(name="import-jobs", help="Asynchronous $import jobs.", no_args_is_help=True)
+
+
+@jobs_app.command("resume")
+def resume_command(job_id: str = typer.Argument(..., help="The job's id")) -> None:
+    """Queue a failed $import job (or one whose worker died) again: it goes on after its
+    last committed batch. With no broker it runs here and now. Prints the job's id,
+    status and progress; exit 1 unless it completed (or, with a broker, was queued)."""
+    from exchange import import_jobs
+    from exchange.models import ImportJob
+    from puente.audit import service as audit
+    from puente.cli.common import actor
+    from puente.db import unit_of_work
+
+    try:
+        with unit_of_work() as session:
+            job = import_jobs.resume(session, None, job_id=job_id)
+            audit.append(
+                session,
+                event_type="rest",
+                subtype="operation",
+                action="U",
+                agent=actor(),
+                entities=[f"$import/{job.id}"],
+            )
+            resumed = job.id
+    except PuenteError as exc:
+        fail(exc)
+    with unit_of_work() as session:
+        found = session.get(ImportJob, resumed)
+        assert found is not None
+        status, done, total = found.status, found.lines_done, found.lines_total
+    typer.echo(f"{resumed}\t{status}\t{done} of {total} lines")
+    if status not in (import_jobs.COMPLETED, import_jobs.QUEUED, import_jobs.RUNNING):
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     app.command("import")(import_command)
+    app.add_typer(jobs_app)

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from exchange import bulk
 from puente.auth.caller import Caller
 
@@ -60,14 +62,29 @@ class _Importer:
         return found
 
     def write(self, batch: list[int]) -> _Done:
-        from puente.db import unit_of_work
+        from puente.db import retrying
 
         lines = [self.lines[p] for p in batch]
         # A line another process parsed (it met one of ours) is parsed again here.
-        parsed = [self.parsed.pop(p, None) for p in batch]
-        report = bulk.ImportReport()
-        with unit_of_work() as session:
-            bulk.import_lines(session, self.caller, lines, report, parsed)
+        parsed: list[Any] | None = [self.parsed.pop(p, None) for p in batch]
+        reports: list[bulk.ImportReport] = []
+
+        def attempt(session: Session) -> None:
+            nonlocal parsed
+            report = bulk.ImportReport()
+            given, parsed = parsed, None  # a run after a rolled-back one parses afresh
+            bulk.import_lines(session, self.caller, lines, report, given)
+            reports.append(report)
+
+        try:
+            # A batch that lost to a concurrent writer (another import, a transaction)
+            # rolled back whole: run it again, a bounded number of times.
+            retrying(attempt, retry_on=bulk.lost_to_another)
+            report = reports[-1]
+        except Exception as exc:
+            if not bulk.lost_to_another(exc):
+                raise
+            report = bulk.transient_report(lines)
         error_positions: list[int] = []
         cursor = 0
         for error in report.errors:

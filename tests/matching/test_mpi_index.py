@@ -277,3 +277,17 @@ def test_evaluating_twice_changes_nothing(db: Session, grades: Grades) -> None:
 
 def test_the_task_tolerates_records_that_are_gone() -> None:
     match_task([987654321, 987654322])  # its own transaction; nothing there, no error
+
+
+def test_candidates_are_other_systems_records_only(db: Session) -> None:
+    """One call for records of two systems: each gets the other systems' records that
+    share its keys, never its own system's (those are not even read)."""
+    for res_id in ("hgcj-c1", "hgcj-c2", "umcep-c1", "umcep-c2", "hmcj-c1"):
+        put(db, res_id)
+    put(db, "umcep-c3", family="Smith", birthDate="1950-01-01", gender="female")
+    found = service.candidate_pks(db, [pk(db, "hgcj-c1"), pk(db, "umcep-c1")])
+    others_of_hgcj = {pk(db, r) for r in ("umcep-c1", "umcep-c2", "hmcj-c1")}
+    others_of_umcep = {pk(db, r) for r in ("hgcj-c1", "hgcj-c2", "hmcj-c1")}
+    assert set(found[pk(db, "hgcj-c1")]) == others_of_hgcj
+    assert set(found[pk(db, "umcep-c1")]) == others_of_umcep
+    assert service.candidate_pks(db, [pk(db, "umcep-c3")]) == {}
