@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from consent.engine import BreakGlass
 from consent.models import BreakGlassGrant
-from consent.policy import Policy, default_policy
+from consent.policy import Policy, active_policy
 from puente.auth.caller import Caller
 
 
@@ -23,7 +23,7 @@ def active_grants(
 ) -> tuple[BreakGlass, ...]:
     """The grants of this clinician (caller.subject) not yet expired at `now`, soonest
     expiry first. Roles that cannot break the glass have none (no query)."""
-    if caller.role.value not in (policy or default_policy()).btg_roles:
+    if caller.role.value not in (policy or active_policy()).btg_roles:
         return ()
     rows = session.execute(
         select(BreakGlassGrant.patient_id, BreakGlassGrant.expires_at)

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 import exchange.api  # noqa: F401 - registers Patient before its operation is added here
 from consent import breakglass_service as btg
 from consent.errors import BreakGlassParameterInvalid
-from consent.policy import default_policy
+from consent.policy import active_policy
 from exchange.api import json_body
 from puente.auth import tokens
 from puente.auth.caller import Caller
@@ -78,7 +78,7 @@ def _param(name: str, use: str, low: int, high: str, kind: str, text: str) -> di
 
 def operation_definition() -> dict[str, Any]:
     """The OperationDefinition the CapabilityStatement points to (valid R4)."""
-    policy = default_policy()
+    policy = active_policy()
     return {
         "resourceType": "OperationDefinition",
         "id": OPERATION_ID,
@@ -172,7 +172,7 @@ def _parameters(body: Any) -> tuple[object, int | None]:
 
 def _granted_parameters(granted: btg.Granted, locale: str) -> dict[str, Any]:
     grant = granted.grant
-    policy = default_policy()
+    policy = active_policy()
     return {
         "resourceType": "Parameters",
         "parameter": [

@@ -35,7 +35,7 @@ from consent.errors import (
     ReviewOfficerOnly,
 )
 from consent.models import CLOSED, OPEN, BreakGlassComment, BreakGlassGrant
-from consent.policy import Policy, default_policy
+from consent.policy import Policy, active_policy
 from exchange import service as exchange
 from exchange import store
 from exchange.matching import links
@@ -88,7 +88,7 @@ def _minutes(minutes: int | None, policy: Policy) -> int:
 
 def authorize_clinician(caller: Caller, policy: Policy | None = None) -> None:
     """403 for every role the policy does not let break the glass."""
-    if caller.role.value not in (policy or default_policy()).btg_roles or not caller.org_code:
+    if caller.role.value not in (policy or active_policy()).btg_roles or not caller.org_code:
         raise BreakGlassRoleForbidden()
 
 
@@ -105,7 +105,7 @@ def break_glass(
     """Record a grant for `caller` and the Patient `patient_id` and queue the patient's
     notices. 403 for other roles, 400 for a reason or duration out of bounds, 404 exactly
     as a read when the caller cannot read that Patient. The caller audits it."""
-    policy = policy or default_policy()
+    policy = policy or active_policy()
     authorize_clinician(caller, policy)
     text = _reason(reason)
     duration = _minutes(minutes, policy)

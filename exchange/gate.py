@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from consent import breakglass
 from consent import facts as consent_facts
 from consent import service as labelling
 from consent.codes import Label
@@ -190,8 +191,10 @@ class Gate:
     @property
     def requester(self) -> Requester:
         if self._requester is None:
-            # Break-the-glass grants join here when consent.breakglass lands.
-            self._requester = consent_facts.requester_for(self.caller)
+            grants = breakglass.active_grants(
+                self.session, self.caller, now=self.now, policy=self.policy
+            )
+            self._requester = consent_facts.requester_for(self.caller, break_glass=grants)
         return self._requester
 
     def _candidate_people(self) -> dict[str, frozenset[str]]:

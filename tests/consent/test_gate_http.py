@@ -300,3 +300,45 @@ def test_the_patient_sees_its_own_records_and_no_one_elses(
     assert _status(client, f"Condition/{DEPRESSION}", me) == 200  # right of access
     assert _status(client, "Condition/hgcj-c-other", me) == 404
     assert _ids(_found(client, "Condition", me)) == [ASTHMA, DEPRESSION]
+
+
+def test_break_the_glass_opens_the_linked_records_until_it_expires(
+    client: TestClient, juarez: None
+) -> None:
+    from consent.models import BreakGlassGrant
+    from tests.matching.test_mpi_match import MRN_HGCJ, MRN_UMCEP, person
+
+    # José at both hospitals: the MPI links the two records automatically.
+    _put(client, person(PATIENT, MRN_HGCJ), HGCJ)
+    _put(client, person("umcep-p1", MRN_UMCEP), UMCEP)
+    assert _status(client, f"Condition/{DEPRESSION}") == 404
+    grant = client.post(
+        "/fhir/Patient/umcep-p1/$break-the-glass",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": "Unconscious in the ER, no history"}],
+        },
+        headers={**DOCTOR, **fhir_json()},
+    )
+    assert grant.status_code == 201, grant.text
+    # Non-Part-2 records open, sensitive ones included, each with the notice.
+    read = client.get(f"/fhir/Condition/{DEPRESSION}", headers=DOCTOR)
+    assert read.status_code == 200
+    codes = [e["extension"][0]["valueCode"] for e in read.json()["meta"]["extension"]]
+    assert codes == ["break-the-glass-notice"]
+    bundle = _found(client, f"Condition?subject=Patient/{PATIENT}")
+    assert _ids(bundle) == [ASTHMA, DEPRESSION]
+    assert not _withheld(bundle)
+    linked = client.get("/fhir/Patient/umcep-p1", headers=DOCTOR).json()
+    assert {"other": {"reference": f"Patient/{PATIENT}"}, "type": "seealso"} in linked["link"]
+    with session_factory()() as session:
+        rows = session.scalars(
+            select(AuditEntry).where(AuditEntry.event_type == "disclosure")
+        ).all()
+        assert {r.outcome_detail for r in rows} == {"break-the-glass"}
+        # The grant lapses: the next request sees nothing again.
+        for row in session.scalars(select(BreakGlassGrant)):
+            row.expires_at = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        session.commit()
+    assert _status(client, f"Condition/{DEPRESSION}") == 404
+    assert _withheld(_found(client, f"Condition?subject=Patient/{PATIENT}"))
