@@ -17,7 +17,9 @@ from rich.table import Table
 from sqlalchemy.orm import Session
 
 from consent import breakglass_service as btg
+from consent import service as labelling
 from consent.codes import ACT_CODE, ACT_REASON, CONSENT_SCOPE, LOINC, PARTICIPATION_TYPE
+from demo.codes import ICD10_CM, ICD10_WHO, UCUM
 from demo.generator import generate
 from exchange import bulk, store, writes
 from exchange import service as exchange
@@ -44,6 +46,33 @@ class DemoSystem:
     clinician: dict[str, object]
     patient: dict[str, object]
     records: tuple[dict[str, object], ...] = ()  # the demo patient's own, written after it
+
+
+def _condition(
+    res_id: str,
+    patient: str,
+    system: str,
+    code: str,
+    display: str,
+    recorded: str,
+    **fields: object,
+) -> dict[str, object]:
+    return {
+        "resourceType": "Condition",
+        "id": res_id,
+        "subject": {"reference": f"Patient/{patient}"},
+        "clinicalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
+                    "code": "active",
+                }
+            ]
+        },
+        "code": {"coding": [{"system": system, "code": code, "display": display}]},
+        "recordedDate": recorded,
+        **fields,
+    }
 
 
 HGCJ = DemoSystem(
@@ -82,6 +111,53 @@ HGCJ = DemoSystem(
             }
         ],
     },
+    # José's Juárez chart: what his Consent lets El Paso see (the diabetes and its lab),
+    # and an anxiety diagnosis on the psychiatry list (PSY) that it does not.
+    records=(
+        _condition(
+            "hgcj-demo-condition-dm",
+            "hgcj-demo-patient",
+            ICD10_WHO,
+            "E11.9",
+            "Diabetes mellitus tipo 2 sin complicaciones",
+            "2024-02-19",
+        ),
+        {
+            "resourceType": "Observation",
+            "id": "hgcj-demo-observation-hba1c",
+            "status": "final",
+            "category": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                            "code": "laboratory",
+                        }
+                    ]
+                }
+            ],
+            "code": {
+                "coding": [
+                    {
+                        "system": LOINC,
+                        "code": "4548-4",
+                        "display": "Hemoglobina A1c/Hemoglobina total en sangre",
+                    }
+                ]
+            },
+            "subject": {"reference": "Patient/hgcj-demo-patient"},
+            "effectiveDateTime": "2026-10-07T09:30:00-06:00",
+            "valueQuantity": {"value": 7.8, "unit": "%", "system": UCUM, "code": "%"},
+        },
+        _condition(
+            "hgcj-demo-condition-anxiety",
+            "hgcj-demo-patient",
+            ICD10_WHO,
+            "F41.1",
+            "Trastorno de ansiedad generalizada",
+            "2025-06-30",
+        ),
+    ),
 )
 UMCEP = DemoSystem(
     code="umcep",
@@ -111,31 +187,91 @@ UMCEP = DemoSystem(
     # A diagnosis on the psychiatry list of ICD-10-CM (F20-F69): stored with the
     # sensitivity label PSY beside it, shown in meta.security (consent/labels.py).
     records=(
-        {
-            "resourceType": "Condition",
-            "id": "umcep-demo-condition-psy",
-            "subject": {"reference": "Patient/umcep-demo-patient"},
-            "clinicalStatus": {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                        "code": "active",
-                    }
-                ]
-            },
-            "code": {
-                "coding": [
-                    {
-                        "system": "http://hl7.org/fhir/sid/icd-10-cm",
-                        "code": "F32.9",
-                        "display": "Major depressive disorder, single episode, unspecified",
-                    }
-                ]
-            },
-            "recordedDate": "2026-09-14",
-        },
+        _condition(
+            "umcep-demo-condition-psy",
+            "umcep-demo-patient",
+            ICD10_CM,
+            "F32.9",
+            "Major depressive disorder, single episode, unspecified",
+            "2026-09-14",
+        ),
+        # Recorded by El Paso's opioid treatment program, a 42 CFR Part 2 program (PART2):
+        # labelled 42CFRPart2 and NORDSCLCD for the program, not for the code.
+        _condition(
+            "umcep-demo-condition-oud",
+            "umcep-demo-patient",
+            ICD10_CM,
+            "F11.20",
+            "Opioid dependence, uncomplicated",
+            "2026-08-03",
+            recorder={"reference": "HealthcareService/umcep-demo-otp"},
+        ),
     ),
 )
+
+# El Paso's opioid treatment program: a HealthcareService of UMC that the operator
+# registered as a 42 CFR Part 2 program (`puente consent part2 add`).
+PART2_PROGRAM: dict[str, object] = {
+    "resourceType": "HealthcareService",
+    "id": "umcep-demo-otp",
+    "active": True,
+    "providedBy": {"reference": "Organization/umcep"},
+    "name": "UMC Opioid Treatment Program",
+}
+
+# Ana, a Juárez patient who has given no Consent: her records never cross the border
+# unless a clinician breaks the glass. She is the break-the-glass episode below: brought
+# unconscious to the El Paso ER, where she is registered as "Ana Gutierrez".
+ANA: dict[str, object] = {
+    "resourceType": "Patient",
+    "id": "hgcj-demo-ana",
+    "active": True,
+    "name": [{"family": "Gutiérrez Holguín", "given": ["Ana", "Sofía"]}],
+    "gender": "female",
+    "birthDate": "1990-07-19",
+    "telecom": [
+        {"system": "phone", "value": "+52 656 555 0163"},
+        {"system": "email", "value": "ana.gutierrez@example.org"},
+    ],
+    "address": [{"city": "Ciudad Juárez", "state": "CHH", "country": "MX"}],
+    "communication": [
+        {
+            "language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "es-MX"}]},
+            "preferred": True,
+        }
+    ],
+}
+ANA_RECORDS: tuple[dict[str, object], ...] = (
+    _condition(
+        "hgcj-demo-ana-asthma",
+        "hgcj-demo-ana",
+        ICD10_WHO,
+        "J45.9",
+        "Asma, no especificada",
+        "2019-05-06",
+    ),
+)
+ANA_EL_PASO: dict[str, object] = {
+    "resourceType": "Patient",
+    "id": "umcep-demo-ana",
+    "active": True,
+    "name": [{"family": "Gutierrez", "given": ["Ana"]}],
+    "gender": "female",
+    "address": [{"city": "El Paso", "state": "TX", "country": "US"}],
+}
+# The El Paso ER physician who broke the glass for Ana (no demo account: the `$CLINICIAN`
+# token is Dr. Chávez's, so the walkthrough's answers do not change when her grant lapses).
+ER_CLINICIAN: dict[str, object] = {
+    "resourceType": "Practitioner",
+    "id": "umcep-demo-er-clinician",
+    "active": True,
+    "name": [{"family": "Olivas", "given": ["Elena"], "prefix": ["Dr."]}],
+}
+# The curated people and records each system writes beside its own demo patient.
+EXTRA: dict[str, tuple[dict[str, object], ...]] = {
+    HGCJ.code: (ANA, *ANA_RECORDS),
+    UMCEP.code: (PART2_PROGRAM, ER_CLINICIAN, ANA_EL_PASO),
+}
 SYSTEMS = (HGCJ, UMCEP)
 
 # People registered on both sides in ways that leave a matcher in doubt (DOMAIN.md "People
@@ -225,57 +361,105 @@ CONSENT: dict[str, object] = {
 }
 
 
-def _record_consent(session: Session, officer: UserAccount) -> None:
-    caller = dataclasses.replace(
+# Joe (José's El Paso record) lets HGCJ, by name, see what El Paso's Part 2 program holds
+# on him (42 CFR 2.31: a Part 2 record needs a Consent naming the recipient and the
+# discloser, and its labels permitted explicitly); UMC's consent officer records it. His
+# depression diagnosis (PSY) is not in it, so it stays in El Paso.
+PART2_CONSENT: dict[str, object] = {
+    "resourceType": "Consent",
+    "id": "umcep-demo-consent-part2",
+    "status": "active",
+    "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "patient-privacy"}]},
+    "category": [{"coding": [{"system": LOINC, "code": "59284-0", "display": "Consent"}]}],
+    "patient": {"reference": f"Patient/{UMCEP.patient['id']}"},
+    "dateTime": "2026-11-05",
+    "organization": [{"reference": "Organization/umcep"}],
+    "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN"}]},
+    "provision": {
+        "type": "permit",
+        "period": {"start": "2026-11-05"},
+        "actor": [
+            {
+                "role": {"coding": [{"system": PARTICIPATION_TYPE, "code": "IRCP"}]},
+                "reference": {"reference": "Organization/hgcj"},
+            },
+            {
+                "role": {"coding": [{"system": PARTICIPATION_TYPE, "code": "CST"}]},
+                "reference": {"reference": "Organization/umcep"},
+            },
+        ],
+        "purpose": [{"system": ACT_REASON, "code": "TREAT"}],
+        "securityLabel": [
+            {"system": ACT_CODE, "code": "42CFRPart2"},
+            {"system": ACT_CODE, "code": "ETH"},
+        ],
+    },
+}
+
+
+def _officer(session: Session, officer: UserAccount) -> Caller:
+    return dataclasses.replace(
         auth.person_caller(session, officer), scopes=grant(Role.CONSENT_OFFICER, None)
     )
-    writes.update(
+
+
+def _record_consents(session: Session, officers: dict[str, UserAccount]) -> None:
+    for code, consent in ((HGCJ.code, CONSENT), (UMCEP.code, PART2_CONSENT)):
+        writes.update(
+            session,
+            _officer(session, officers[code]),
+            resource_type="Consent",
+            res_id=str(consent["id"]),
+            body=dict(consent),
+        )
+
+
+def _register_part2_program(session: Session) -> None:
+    """Before El Paso's records are written, so that they are labelled as they arrive."""
+    labelling.add_part2_program(
         session,
-        caller,
-        resource_type="Consent",
-        res_id=str(CONSENT["id"]),
-        body=dict(CONSENT),
+        owner=UMCEP.code,
+        reference=f"HealthcareService/{PART2_PROGRAM['id']}",
+        actor="demo",
+        now=utcnow(),
     )
 
 
-# The break-the-glass episode waiting for review: José arrives unconscious at the El Paso
-# ER, where he is registered as "Joe L. Ramirez". HGCJ's consent officer (the MPI's steward)
-# links his two records by hand, and Dr. Chávez breaks the glass for El Paso's record,
-# which opens the Juárez one. The grant is the `$CLINICIAN` token's (its subject is the
-# Practitioner reference); the notice goes, in Spanish, to the address Juárez has for José.
+# The break-the-glass episode waiting for review: Ana arrives unconscious at the El Paso
+# ER, where she is registered as "Ana Gutierrez". HGCJ's consent officer (the MPI's
+# steward) links her two records by hand, and Dr. Olivas breaks the glass for El Paso's
+# record, which opens the Juárez one she has not consented to share. The notice goes, in
+# Spanish, to the address Juárez has for Ana.
 BTG_REASON = (
-    "Unconscious on arrival at the ER after a road accident; the patient says he is "
-    "treated in Ciudad Juárez and no relative can be reached."
+    "Unconscious on arrival at the ER after a road accident; her sister says she is "
+    "treated in Ciudad Juárez for asthma."
 )
 
 
-def _demo_clinician() -> Caller:
-    practitioner = f"Practitioner/{UMCEP.clinician['id']}"
+def _clinician(practitioner: dict[str, object]) -> Caller:
+    reference = f"Practitioner/{practitioner['id']}"
     return Caller(
-        subject=practitioner,
+        subject=reference,
         role=Role.CLINICIAN,
         org_code=UMCEP.code,
         country=UMCEP.country,
         scopes=grant(Role.CLINICIAN, None),
-        fhir_user=practitioner,
+        fhir_user=reference,
     )
 
 
 def _break_glass_episode(session: Session, officer: UserAccount) -> None:
-    steward = dataclasses.replace(
-        auth.person_caller(session, officer), scopes=grant(Role.CONSENT_OFFICER, None)
-    )
     mpi_review.link_by_hand(
         session,
-        steward,
-        first=f"Patient/{HGCJ.patient['id']}",
-        second=f"Patient/{UMCEP.patient['id']}",
+        _officer(session, officer),
+        first=f"Patient/{ANA['id']}",
+        second=f"Patient/{ANA_EL_PASO['id']}",
     )
-    clinician = _demo_clinician()
+    clinician = _clinician(ER_CLINICIAN)
     granted = btg.break_glass(
         session,
         clinician,
-        patient_id=str(UMCEP.patient["id"]),
+        patient_id=str(ANA_EL_PASO["id"]),
         reason=BTG_REASON,
         minutes=None,
         now=utcnow(),
@@ -295,7 +479,10 @@ def _load(session: Session) -> dict[str, str]:
         )
         secrets[registered.client_id] = secret
         doubtful = [pair[SYSTEMS.index(system)] for pair in DOUBTFUL]
-        for resource in (system.clinician, system.patient, *system.records, *doubtful):
+        extra = EXTRA[system.code]
+        if system is UMCEP:
+            _register_part2_program(session)
+        for resource in (system.clinician, system.patient, *system.records, *doubtful, *extra):
             store.put(
                 session, owner=system.code, owner_country=system.country, resource=dict(resource)
             )
@@ -310,7 +497,7 @@ def _load(session: Session) -> dict[str, str]:
             )
             if role is Role.CONSENT_OFFICER:
                 officers[system.code] = account
-    _record_consent(session, officers[HGCJ.code])
+    _record_consents(session, officers)
     _break_glass_episode(session, officers[HGCJ.code])
     settings = get_settings()
     auth.add_app(
@@ -363,6 +550,8 @@ def _tokens(session: Session) -> dict[str, str]:
         "OFFICER": mint(Role.CONSENT_OFFICER, "hgcj"),
         "ADMIN": mint(Role.ADMIN, "umcep"),
         "CLINICIAN": mint(Role.CLINICIAN, "umcep", f"Practitioner/{UMCEP.clinician['id']}"),
+        "MX_CLINICIAN": mint(Role.CLINICIAN, "hgcj", f"Practitioner/{HGCJ.clinician['id']}"),
+        "PATIENT": mint(Role.PATIENT, "hgcj", f"Patient/{HGCJ.patient['id']}"),
     }
 
 
@@ -395,6 +584,37 @@ def _print_mpi(console: Console, counts: dict[str, int], base: str) -> None:
         console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
 
 
+def _print_exchange(console: Console, base: str) -> None:
+    console.print("\n[bold]Across the border[/bold] (the disclosure gate):", highlight=False)
+    jose, ana = HGCJ.patient["id"], ANA["id"]
+    calls = [
+        (
+            "José's Juárez chart, as El Paso's clinician: his Consent lets the diabetes and its "
+            "lab cross; the anxiety diagnosis (PSY) is not shown",
+            f'curl -s -H "Authorization: Bearer $CLINICIAN" '
+            f'"{base}/fhir/Patient?_id={jose}&_revinclude=Condition:patient'
+            f'&_revinclude=Observation:patient"',
+        ),
+        (
+            "Ana has given no Consent: her Juárez record is a 404, exactly as if it did not exist",
+            f'curl -s -H "Authorization: Bearer $CLINICIAN" {base}/fhir/Patient/{ana}',
+        ),
+        (
+            "Her conditions: none shown, and one outcome entry (suppressed, BTG) saying records "
+            "are withheld that breaking the glass would open",
+            f'curl -s -H "Authorization: Bearer $CLINICIAN" "{base}/fhir/Condition?patient={ana}"',
+        ),
+        (
+            "A record of El Paso's Part 2 program, as Juárez's clinician: Joe's Consent names "
+            "HGCJ, and the record carries the 42 CFR 2.32 notice and the consent's summary",
+            f'curl -s -H "Authorization: Bearer $MX_CLINICIAN" -H "Accept-Language: es" '
+            f"{base}/fhir/Condition/umcep-demo-condition-oud",
+        ),
+    ]
+    for title, call in calls:
+        console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
+
+
 def _print_btg(console: Console, counts: dict[str, int], base: str) -> None:
     console.print(
         f"\n[bold]Break-the-glass[/bold]: {counts.get('open', 0)} emergency access waiting "
@@ -414,10 +634,11 @@ def _print_btg(console: Console, counts: dict[str, int], base: str) -> None:
             """-d '{"text":"Checked with the ER: justified."}'""",
         ),
         (
-            "Break the glass, as El Paso's clinician, for El Paso's record of José",
+            "Break the glass, as El Paso's clinician, for El Paso's record of Ana: then her "
+            "Juárez records open to you, each with the break-the-glass notice",
             f'curl -s -X POST -H "Authorization: Bearer $CLINICIAN" '
             f'-H "Content-Type: application/fhir+json" '
-            f"{base}/fhir/Patient/{UMCEP.patient['id']}/\\$break-the-glass -d "
+            f"{base}/fhir/Patient/{ANA_EL_PASO['id']}/\\$break-the-glass -d "
             """'{"resourceType":"Parameters","parameter":[{"name":"reason","valueString":"""
             """"Unconscious in the ER, no history available"},"""
             """{"name":"minutes","valueInteger":30}]}'""",
@@ -490,6 +711,7 @@ def _print(
     with unit_of_work() as session:
         counts = mpi_review.counts(session)
         grants = btg.counts(session)
+    _print_exchange(console, base)
     _print_mpi(console, counts, base)
     _print_btg(console, grants, base)
     console.print(

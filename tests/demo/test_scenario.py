@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -69,8 +70,9 @@ def test_printed_tokens_and_calls_work(client: TestClient) -> None:
         params={"_summary": "count"},
         headers={"Authorization": f"Bearer {tokens['HGCJ']}"},
     )
-    # the synthetic ones, the demo patient and the doubtful registrations for the MPI's queue
-    assert patients.json()["total"] == 12 + 1 + len(scenario.DOUBTFUL)
+    # the synthetic ones, the demo patient, Ana and the doubtful registrations for the
+    # MPI's queue
+    assert patients.json()["total"] == 12 + 1 + 1 + len(scenario.DOUBTFUL)
     names = {e["resource"]["name"] for e in organizations.json()["entry"]}
     assert "Hospital General de Ciudad Juárez" in names
     audit = client.get("/fhir/AuditEvent", headers={"Authorization": f"Bearer {tokens['OFFICER']}"})
@@ -127,33 +129,115 @@ def test_a_break_the_glass_episode_waits_for_review(
     assert queue.status_code == 200
     (episode,) = queue.json()["items"]
     assert episode["status"] == "open"
-    assert episode["patient"] == "Patient/umcep-demo-patient"
-    assert episode["linked"] == ["Patient/hgcj-demo-patient"]
-    assert episode["clinician_fhir_user"] == "Practitioner/umcep-demo-clinician"
-    # the printed $CLINICIAN token holds the grant
+    assert episode["patient"] == "Patient/umcep-demo-ana"
+    assert episode["linked"] == ["Patient/hgcj-demo-ana"]
+    assert episode["clinician_fhir_user"] == "Practitioner/umcep-demo-er-clinician"
+    # the ER physician's grant, not the printed $CLINICIAN token's: the walkthrough's
+    # answers stay the same when it lapses
     from consent.breakglass import active_grants
     from puente.auth import tokens as token_module
     from puente.db import utcnow
 
     clinician = token_module.read(get_settings(), tokens["CLINICIAN"])
     with session_factory()() as session:
-        (grant,) = active_grants(session, clinician, now=utcnow())
-    assert grant.patient == "umcep-demo-patient"
-    # the notice, in Spanish, for José's address in Juárez (the recording channel's file)
+        assert not active_grants(session, clinician, now=utcnow())
+    # the notice, in Spanish, for Ana's address in Juárez (the recording channel's file)
     (notice,) = (tmp_path / "mail").glob("*.eml")
     text = notice.read_text()
-    assert "To: jose.ramirez@example.org" in text
+    assert "To: ana.gutierrez@example.org" in text
     assert "Content-Language: es-MX" in text
-    # the printed call breaks the glass again
+    # the printed call breaks the glass for Ana's El Paso record: her Juárez asthma opens
+    asthma = "/fhir/Condition/hgcj-demo-ana-asthma"
+    doctor = {"Authorization": f"Bearer {tokens['CLINICIAN']}"}
+    assert client.get(asthma, headers=doctor).status_code == 404
+    assert "/fhir/Patient/umcep-demo-ana/\\$break-the-glass" in printed
     again = client.post(
-        "/fhir/Patient/umcep-demo-patient/$break-the-glass",
+        "/fhir/Patient/umcep-demo-ana/$break-the-glass",
         json={
             "resourceType": "Parameters",
             "parameter": [{"name": "reason", "valueString": "Unconscious in the ER, no history"}],
         },
-        headers={
-            "Authorization": f"Bearer {tokens['CLINICIAN']}",
-            "Content-Type": "application/fhir+json",
-        },
+        headers={**doctor, "Content-Type": "application/fhir+json"},
     )
     assert again.status_code == 201, again.text
+    opened = client.get(asthma, headers=doctor)
+    assert opened.status_code == 200, opened.text
+    (notice_code,) = [e["extension"][0]["valueCode"] for e in opened.json()["meta"]["extension"]]
+    assert notice_code == "break-the-glass-notice"
+
+
+def _tokens_of(printed: str) -> dict[str, str]:
+    return dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in printed.splitlines()
+        if line.startswith("export ")
+    )
+
+
+def _codes(bundle: dict[str, Any], mode: str = "match") -> list[str]:
+    return sorted(
+        e["resource"]["id"] for e in bundle.get("entry", ()) if e["search"]["mode"] == mode
+    )
+
+
+def test_the_walkthrough_across_the_border(client: TestClient) -> None:
+    """README "Across the border": a US clinician pulls a consenting Juárez patient's
+    chart and a non-consenting one's; a Juárez clinician reads a Part 2 record."""
+    _loaded, printed = _run()
+    tokens = _tokens_of(printed)
+    doctor = {"Authorization": f"Bearer {tokens['CLINICIAN']}"}
+    jose = client.get(
+        "/fhir/Patient",
+        params=[
+            ("_id", "hgcj-demo-patient"),
+            ("_revinclude", "Condition:patient"),
+            ("_revinclude", "Observation:patient"),
+        ],
+        headers=doctor,
+    )
+    assert jose.status_code == 200, jose.text
+    # the diabetes and its lab cross; the anxiety diagnosis (PSY, not permitted by the
+    # Consent) does not
+    assert _codes(jose.json()) == ["hgcj-demo-patient"]
+    assert _codes(jose.json(), "include") == [
+        "hgcj-demo-condition-dm",
+        "hgcj-demo-observation-hba1c",
+    ]
+    assert (
+        client.get("/fhir/Condition/hgcj-demo-condition-anxiety", headers=doctor).status_code == 404
+    )
+    # Ana gave no Consent: 404 as if she did not exist, and a search says only that
+    # records are withheld that breaking the glass would open
+    missing = client.get("/fhir/Patient/hgcj-demo-ana", headers=doctor)
+    unknown = client.get("/fhir/Patient/hgcj-nobody", headers=doctor)
+    assert missing.status_code == unknown.status_code == 404
+    ana = client.get("/fhir/Condition", params={"patient": "hgcj-demo-ana"}, headers=doctor).json()
+    assert ana["total"] == 0
+    (outcome,) = [e for e in ana["entry"] if e["search"]["mode"] == "outcome"]
+    assert outcome["resource"]["issue"][0]["code"] == "suppressed"
+    # El Paso's Part 2 record, as Juárez's clinician, in Spanish, with the 2.32 notice
+    part2 = client.get(
+        "/fhir/Condition/umcep-demo-condition-oud",
+        headers={"Authorization": f"Bearer {tokens['MX_CLINICIAN']}", "Accept-Language": "es"},
+    )
+    assert part2.status_code == 200, part2.text
+    labels = {c["code"] for c in part2.json()["meta"]["security"]}
+    assert {"42CFRPart2", "NORDSCLCD", "ETH"} <= labels
+    notices = [e["extension"][0]["valueCode"] for e in part2.json()["meta"]["extension"]]
+    assert sorted(notices) == ["consent-summary", "redisclosure-notice"]
+    # the same patient's depression diagnosis is not in his Consent: it stays in El Paso
+    psy = client.get(
+        "/fhir/Condition/umcep-demo-condition-psy",
+        headers={"Authorization": f"Bearer {tokens['MX_CLINICIAN']}"},
+    )
+    assert psy.status_code == 404
+    # José's chart crossing is on record (the operator reads the whole trail)
+    disclosures = client.get(
+        "/fhir/AuditEvent",
+        params={"type": "disclosure", "entity": "Condition/hgcj-demo-condition-dm"},
+        headers={"Authorization": f"Bearer {tokens['ADMIN']}"},
+    )
+    assert disclosures.status_code == 200, disclosures.text
+    assert disclosures.json()["total"] >= 1
+    for call in ("Patient?_id=hgcj-demo-patient&_revinclude", "Patient/hgcj-demo-ana"):
+        assert call in printed
