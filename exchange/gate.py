@@ -259,7 +259,25 @@ class Gate:
             return or_(directory, self._about(cols, mine, COMPARTMENT_PARAMS))
         if not self.own or self.role not in self.policy.own_record_roles:
             return directory
-        return or_(directory, cols.owner == self.own)
+        return or_(directory, cols.owner == self.own, self._patients_own_consents(cols))
+
+    def _patients_own_consents(self, cols: Columns) -> ColumnElement[bool]:
+        """The Consents the hospital's patients wrote themselves (owned by `puente`): part
+        of the hospital's record of them, for its officers to manage and its people to
+        honour."""
+        own_patients = select(StoredResource.res_id).where(
+            StoredResource.res_type == "Patient", StoredResource.owner == self.own
+        )
+        return and_(
+            cols.res_type == "Consent",
+            cols.owner == PUENTE_OWNER,
+            exists().where(
+                ReferenceIndex.resource_pk == cols.pk,
+                ReferenceIndex.param == "patient",
+                or_(ReferenceIndex.target_type == "Patient", ReferenceIndex.target_type.is_(None)),
+                ReferenceIndex.target_id.in_(own_patients),
+            ),
+        )
 
     def _candidates(self, cols: Columns) -> ColumnElement[bool] | None:
         """Another hospital's rows the engine must be asked about; None: there are none."""
@@ -351,6 +369,7 @@ class Gate:
     def _permits(self, rows: list[Row], cols: Columns) -> list[bool]:
         answers: dict[int, bool] = {}
         pending: list[Row] = []
+        in_base: list[Row] = []
         for row in rows:
             if row.res_type in DIRECTORY_TYPES:
                 answers[id(row)] = True
@@ -359,18 +378,22 @@ class Gate:
             ):
                 if row.owner == self.own and self.role in self.policy.own_record_roles:
                     answers[id(row)] = True
+                elif row.owner == PUENTE_OWNER and row.res_type == "Consent":
+                    in_base.append(row)
                 else:
                     pending.append(row)
             else:
-                pending.append(row)
-        if pending and self.caller.role is Role.PATIENT:
-            pks = sorted({r.pk for r in pending})
+                in_base.append(row)
+        if in_base:
+            # Decided by `base` alone (a patient's own records; a patient's own Consents).
+            pks = sorted({r.pk for r in in_base})
             inside = set(
                 self.session.scalars(select(cols.pk).where(cols.pk.in_(pks), self.base(cols)))
             )
-            for row in pending:
+            for row in in_base:
                 answers[id(row)] = row.pk in inside
-            pending = []
+                if not answers[id(row)] and self.caller.role is not Role.PATIENT:
+                    pending.append(row)
         if pending and self.crosses:
             for row, decision in zip(pending, self._decide_rows(pending), strict=True):
                 answers[id(row)] = decision.permit

@@ -276,3 +276,28 @@ def test_a_hospital_imports_its_patients_consents_checked_like_api_writes(
     assert "created 1" in result.output
     assert "rejected 1" in result.output
     assert _owner("hgcj-consent-1") == "hgcj"
+
+
+def test_a_patients_own_consent_is_part_of_its_hospitals_record(client: TestClient) -> None:
+    """Consent officers manage their hospital's patients' Consents, those the patients
+    wrote themselves included; another hospital's officer is answered as if it did not
+    exist; the Consent stays the patient's to change."""
+    juarez, _ = _setup(client)
+    juana = bearer("patient", "hgcj", fhir_user=f"Patient/{juarez}")
+    own = _post(client, _consent(juarez), juana).json()
+    url = f"/fhir/Consent/{own['id']}"
+    assert client.get(url, headers=OFFICER).status_code == 200
+    assert _ids(client, f"patient={juarez}", OFFICER) == [own["id"]]
+    assert client.get(url, headers=bearer("clinician", "hgcj")).status_code == 200
+    elsewhere = bearer("consent-officer", "umcep")
+    assert client.get(url, headers=elsewhere).status_code == 404
+    assert _ids(client, f"patient={juarez}", elsewhere) == []
+    history = client.get(f"{url}/_history", headers=OFFICER)
+    assert history.status_code == 200
+    assert history.json()["total"] == 1
+    revoked = {**own, "status": "inactive"}
+    # the id is outside the hospital's namespace: the same 400 as for any such PUT
+    refused = client.put(url, json=revoked, headers={**OFFICER, **fhir_json()})
+    assert refused.status_code == 400, refused.text
+    assert client.delete(url, headers=OFFICER).status_code == 404
+    assert client.get(url, headers=juana).json()["status"] == "active"
