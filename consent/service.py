@@ -14,7 +14,7 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import Select, and_, delete, false, insert, or_, select, true
 from sqlalchemy.orm import Session
 
 from consent.labels import CodeLists, compile_lists, labels_for, lists_version, shipped_lists
@@ -355,3 +355,23 @@ def validate_consent(session: Session, resource: Mapping[str, Any]) -> None:
     issues = broken_rules(resource, organizations=organization_directory(session))
     if issues:
         raise InvalidConsent(issues=issues)
+
+
+def labelled_pks(tokens: Sequence[tuple[str | None, str | None]] | None) -> Select[Any]:
+    """The pks of the stored resources carrying one of the labels (`_security`): each a
+    (system, code) where a None system is any system, "" none, a None code any code of
+    the system; `tokens` None: any label at all."""
+    statement = select(ResourceLabel.resource_pk)
+    if tokens is None:
+        return statement
+    alternatives = []
+    for system, code in tokens:
+        parts = []
+        if system:
+            parts.append(ResourceLabel.system == system)
+        elif system == "":  # every label has a system
+            parts.append(false())
+        if code is not None:
+            parts.append(ResourceLabel.code == code)
+        alternatives.append(and_(*parts) if parts else true())
+    return statement.where(or_(*alternatives))

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement as Clause
 
+from consent import service as labelling
 from exchange.indexing import fold
 from exchange.models import (
     DateIndex,
@@ -208,6 +209,13 @@ def _criterion_clause(
         ids = [v.code for v in criterion.values if isinstance(v, TokenValue) and v.code]
         clause = StoredResource.res_id.in_(ids)
         return not_(clause) if criterion.modifier == "not" else clause
+    if param.name == "_security":
+        tokens = [(v.system, v.code) for v in criterion.values if isinstance(v, TokenValue)]
+        if criterion.modifier == "missing":
+            present = StoredResource.pk.in_(labelling.labelled_pks(None))
+            return not_(present) if criterion.values[0] == "true" else present
+        hit = StoredResource.pk.in_(labelling.labelled_pks(tokens))
+        return not_(hit) if criterion.modifier == "not" else hit
     table = _TABLES.get(param.type)
     if table is None:
         return false()

@@ -11,6 +11,11 @@ from puente.fhir.search import ParamType, SearchParam
 # Both are answered from the resource table's own columns, not from index rows.
 _ID = SearchParam("_id", ParamType.TOKEN, "Logical id of the resource")
 _LAST_UPDATED = SearchParam("_lastUpdated", ParamType.DATE, "When the resource last changed")
+# From the labels kept beside the resource (consent.models.ResourceLabel): the sender's own
+# and those Puente computed, as `meta.security` shows them.
+_SECURITY = SearchParam(
+    "_security", ParamType.TOKEN, "Security labels (meta.security), the sender's and Puente's"
+)
 
 # Directory data, not patient data: any authenticated role with a scope on the type reads it.
 DIRECTORY_TYPES = frozenset({"Organization"})
@@ -38,6 +43,7 @@ ORGANIZATION = ResourceCapability(
     search_params=(
         _ID,
         _LAST_UPDATED,
+        _SECURITY,
         SearchParam(
             "name",
             ParamType.STRING,
@@ -79,6 +85,7 @@ PATIENT = ResourceCapability(
     search_params=(
         _ID,
         _LAST_UPDATED,
+        _SECURITY,
         SearchParam("identifier", ParamType.TOKEN, "A patient identifier", ("identifier",)),
         SearchParam(
             "name",
@@ -140,7 +147,7 @@ _OTHER_TYPES = (
 
 
 def _basic(resource_type: str) -> ResourceCapability:
-    params = (_ID, _LAST_UPDATED, *BY_TYPE[resource_type])
+    params = (_ID, _LAST_UPDATED, _SECURITY, *BY_TYPE[resource_type])
     return ResourceCapability(type=resource_type, interactions=READ_SEARCH, search_params=params)
 
 

@@ -272,3 +272,35 @@ def test_cli_marks_a_part2_program_and_relabels_what_it_already_sent(client: Tes
     assert _security(shown) >= PART2
     assert shown["meta"]["versionId"] == "1"
     assert "already" in runner.invoke(app, args).output
+
+
+def test_search_by_security_label(client: TestClient) -> None:
+    """`_security` finds records by the labels `meta.security` shows: computed ones and
+    the sender's own, by system|code or code alone, with :not and :missing."""
+    headers = {**UMCEP, **fhir_json()}
+    restricted = {"system": CONFIDENTIALITY, "code": "R"}
+    for resource in (
+        _condition("umcep-hiv", ICD10_CM, "B20"),
+        _condition("umcep-asthma", ICD10_CM, "J45.909"),
+        _condition("umcep-marked", ICD10_CM, "J45.909", meta={"security": [restricted]}),
+    ):
+        written = client.put(f"/fhir/Condition/{resource['id']}", json=resource, headers=headers)
+        assert written.status_code == 201, written.text
+
+    def ids(query: str) -> list[str]:
+        found = client.get(f"/fhir/Condition?{query}", headers=UMCEP)
+        assert found.status_code == 200, found.text
+        return sorted(e["resource"]["id"] for e in found.json().get("entry", []))
+
+    assert ids(f"_security={ACT_CODE}|HIV") == ["umcep-hiv"]
+    assert ids("_security=HIV") == ["umcep-hiv"]
+    assert ids(f"_security={CONFIDENTIALITY}|R") == ["umcep-marked"]
+    assert ids(f"_security={ACT_CODE}|HIV,{CONFIDENTIALITY}|R") == ["umcep-hiv", "umcep-marked"]
+    assert ids(f"_security:not={ACT_CODE}|HIV") == ["umcep-asthma", "umcep-marked"]
+    assert ids("_security:missing=true") == ["umcep-asthma"]
+    assert ids(f"_security={CONFIDENTIALITY}|") == ["umcep-marked"]
+    # Another hospital's labelled record is not found by its label either.
+    assert client.get("/fhir/Condition?_security=HIV", headers=HGCJ).json()["total"] == 0
+    statement = client.get("/fhir/metadata").json()["rest"][0]["resource"]
+    (condition,) = [r for r in statement if r["type"] == "Condition"]
+    assert "_security" in {p["name"] for p in condition["searchParam"]}
