@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from consent.labels import CodeLists, compile_lists, labels_for, lists_version, shipped_lists
 from consent.models import LabelState, Part2Program, ResourceLabel
-from exchange.models import StoredResource
+from exchange import records
 from puente import pgcopy
 from puente.audit import service as audit
 
@@ -83,18 +83,8 @@ def _encounter_providers(
                 wanted.setdefault(resource.owner, set()).add(ref.split("/", 1)[1])
     found: dict[tuple[str, str], set[str]] = {}
     for owner, ids in wanted.items():
-        rows = session.execute(
-            select(StoredResource.res_id, StoredResource.content).where(
-                StoredResource.res_type == "Encounter",
-                StoredResource.owner == owner,
-                StoredResource.res_id.in_(sorted(ids)),
-            )
-        )
-        for res_id, content in rows:
-            if content is not None:
-                found[(owner, f"Encounter/{res_id}")] = set(
-                    _references(content, ("serviceProvider",))
-                )
+        for res_id, content in records.contents(session, "Encounter", owner=owner, ids=ids):
+            found[(owner, f"Encounter/{res_id}")] = set(_references(content, ("serviceProvider",)))
     return found
 
 
@@ -239,10 +229,7 @@ def versions_labelled(
     pks = sorted({pk for pk, _, _ in versions})
     if not pks:
         return []
-    rows = session.execute(
-        select(StoredResource.pk, StoredResource.version).where(StoredResource.pk.in_(pks))
-    )
-    current: dict[int, int] = {pk: int(version) for pk, version in rows}
+    current = records.current_versions(session, pks)
     flags = session.execute(
         select(LabelState.resource_pk, LabelState.part2).where(LabelState.resource_pk.in_(pks))
     )
@@ -263,31 +250,15 @@ def stale_pks(session: Session, *, after: int, limit: int, version: str | None =
     """Up to `limit` pks above `after` of live resources labelled under another lists
     version than `version` (the shipped one by default), or never labelled."""
     current = version or lists_version()
-    statement = (
-        select(StoredResource.pk)
-        .outerjoin(LabelState, LabelState.resource_pk == StoredResource.pk)
-        .where(
-            StoredResource.pk > after,
-            StoredResource.deleted.is_(False),
-            (LabelState.lists_version.is_(None)) | (LabelState.lists_version != current),
-        )
-        .order_by(StoredResource.pk)
-        .limit(limit)
-    )
-    return list(session.scalars(statement))
+    labelled = select(LabelState.resource_pk).where(LabelState.lists_version == current)
+    return records.live_pks(session, after=after, limit=limit, excluding=labelled)
 
 
 def relabel_pks(session: Session, pks: Sequence[int], *, lists: CodeLists | None = None) -> int:
     """Recompute the labels of the resources `pks` from their current content; no version."""
     if not pks:
         return 0
-    rows = session.execute(
-        select(
-            StoredResource.pk, StoredResource.res_type, StoredResource.content, StoredResource.owner
-        )
-        .where(StoredResource.pk.in_(list(pks)))
-        .with_for_update()  # a writer of one of them waits, or is waited for
-    ).all()
+    rows = records.rows_for_update(session, pks)
     label_written(session, resources=[Written(*row) for row in rows], lists=lists)
     session.flush()
     return len(rows)
@@ -306,8 +277,7 @@ def relabel(session: Session, *, batch: int = 500, lists: CodeLists | None = Non
 def mark_stale(session: Session, *, owner: str) -> None:
     """Forget the labelling of `owner`'s resources so the next relabel recomputes them
     (its Part 2 programs changed)."""
-    mine = select(StoredResource.pk).where(StoredResource.owner == owner)
-    session.execute(delete(LabelState).where(LabelState.resource_pk.in_(mine)))
+    session.execute(delete(LabelState).where(LabelState.resource_pk.in_(records.owned_pks(owner))))
 
 
 def add_part2_program(
@@ -334,14 +304,9 @@ def add_part2_program(
 def organization_directory(session: Session) -> dict[str, str | None]:
     """`Organization/<id>` of each stored Organization to the Organization it is `partOf`
     (a hospital to its country's), None for a country: what a Consent's actors may name."""
-    rows = session.execute(
-        select(StoredResource.res_id, StoredResource.content).where(
-            StoredResource.res_type == "Organization", StoredResource.deleted.is_(False)
-        )
-    ).all()
     directory: dict[str, str | None] = {}
-    for res_id, content in rows:
-        parent = _relative((content or {}).get("partOf"))
+    for res_id, content in records.contents(session, "Organization"):
+        parent = _relative(content.get("partOf"))
         directory[f"Organization/{res_id}"] = parent
     return directory
 
