@@ -186,6 +186,11 @@ class Gate:
         self._decided: dict[tuple[int, int], Decision] = {}
         self._own_people: frozenset[str] | None = None
 
+    @property
+    def sees_other_hospitals(self) -> bool:
+        """Whether any record another hospital system holds can reach this caller."""
+        return self.crosses or self.caller.role is Role.PATIENT
+
     # ---- who asks, and about whom ---------------------------------------------------------
 
     @property

@@ -69,9 +69,11 @@ def with_links(
     """The rows' content, Patients with `Patient.link` (seealso) to the linked records the
     caller may see: added at read time, never stored in the hospital's resource."""
     patients = [r.pk for r in rows if r.res_type == "Patient" and r.content is not None]
+    # Links always join records of two hospital systems: none to look up for a caller
+    # who sees no other hospital's records.
     linked = (
         mpi_links.linked_ids(session, patients, visible=visible_clause(session, caller, "Patient"))
-        if patients
+        if patients and gate_for(session, caller).sees_other_hospitals
         else {}
     )
     return [
@@ -300,10 +302,16 @@ def search(
     )
     withheld = gate.withheld(resource_type, within, visible=main)
     wants_total = request.summary_count or request.total != "none"
-    total = query.count(session, base) if wants_total else None
     if request.count == 0 or request.summary_count:
+        total = query.count(session, base) if wants_total else None
         return SearchResult([], total, withheld=withheld)
     found = query.page(session, base, resource_type=resource_type, request=request)
+    total = None
+    if wants_total:
+        # A first page that is not full holds every match: no second query to count them.
+        whole = request.page_token is None and request.offset == 0 and found.next_token is None
+        complete = whole and len(found.rows) < request.count
+        total = len(found.rows) if complete else query.count(session, base)
     extras = _extras(session, caller, resource_type, request, found.rows)
     resources = shown(session, caller, found.rows)
     if request.elements:

@@ -49,7 +49,8 @@ def test_the_demo_links_the_shared_patients_and_queues_the_doubtful(client: Test
     truth = {frozenset(pair) for pair in generate(patients_per_hospital=SYNTHETIC).shared}
     doubtful = {frozenset(str(r["id"]) for r in pair) for pair in scenario.DOUBTFUL}
     demo_pair = frozenset({str(scenario.HGCJ.patient["id"]), str(scenario.UMCEP.patient["id"])})
-    same_people = truth | doubtful | {demo_pair}
+    ana = frozenset({str(scenario.ANA["id"]), str(scenario.ANA_EL_PASO["id"])})
+    same_people = truth | doubtful | {demo_pair, ana}
     linked = pairs("linked")
     assert linked <= same_people  # never two different people linked automatically
     assert len(linked & truth) >= len(truth) * 0.6

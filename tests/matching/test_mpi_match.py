@@ -98,6 +98,7 @@ def open_gate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Gate, "clause", everything)
     monkeypatch.setattr(Gate, "superset", everything)
     monkeypatch.setattr(Gate, "permits", lambda self, rows: [True] * len(rows))
+    monkeypatch.setattr(Gate, "sees_other_hospitals", property(lambda self: True))
 
 
 def match(client: TestClient, *parameters: dict[str, Any], headers: dict[str, str] = HGCJ) -> Any:
