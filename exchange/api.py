@@ -115,7 +115,7 @@ def _search(
     caller: CallerDep,
     ctx: ContextDep,
 ) -> FHIRResponse:
-    note = ctx.note("search-type", "E", entities=[resource_type])
+    note = ctx.note("search-type", "E", entities=[resource_type], query=True)
     parsed = service.parse(resource_type, items, lenient=lenient(request))
     result = service.search(session, caller, resource_type=resource_type, request=parsed)
     note.entities = [f"{r['resourceType']}/{r['id']}" for r in result.resources] or [resource_type]

@@ -25,6 +25,13 @@ class AuditNote:
     entities: list[str] = field(default_factory=list)
     patients: list[str] = field(default_factory=list)
     event_type: str = "rest"
+    # A query (search, $match, $ihe-pix: action E in IHE BALP) reads like a read does:
+    # `audit_reads` governs it too.
+    query: bool = False
+
+    @property
+    def reads(self) -> bool:
+        return self.action == "R" or self.query
 
 
 @dataclass
@@ -61,8 +68,9 @@ class RequestContext:
         entities: list[str] | None = None,
         patients: list[str] | None = None,
         event_type: str = "rest",
+        query: bool = False,
     ) -> AuditNote:
-        item = AuditNote(subtype, action, entities or [], patients or [], event_type)
+        item = AuditNote(subtype, action, entities or [], patients or [], event_type, query)
         self.audit.append(item)
         return item
 

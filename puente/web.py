@@ -57,7 +57,7 @@ def _write_audit(session: Session, ctx: RequestContext, outcome: int, detail: st
             patients=ctx.disclosure.patients,
         )
     for item in ctx.audit:
-        if item.action == "R" and not settings.audit_reads and outcome == audit.SUCCESS:
+        if item.reads and not settings.audit_reads and outcome == audit.SUCCESS:
             continue
         audit.append(
             session,

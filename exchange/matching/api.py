@@ -70,7 +70,7 @@ def _match_bundle(candidates: list[operations.Candidate]) -> dict[str, Any]:
 async def match(
     request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
 ) -> FHIRResponse:
-    note = ctx.note("operation", "E", entities=["Patient/$match"])
+    note = ctx.note("operation", "E", entities=["Patient/$match"], query=True)
     operations.authorize(caller)
     body = await json_body(request)
     parsed = operations.parse_match(body)
@@ -99,7 +99,7 @@ def _pix_parameters(found: list[operations.CrossReference]) -> dict[str, Any]:
 def _pix(
     items: list[tuple[str, str]], session: SessionDep, caller: CallerDep, ctx: ContextDep
 ) -> FHIRResponse:
-    note = ctx.note("operation", "E", entities=["Patient/$ihe-pix"])
+    note = ctx.note("operation", "E", entities=["Patient/$ihe-pix"], query=True)
     sources = [v for k, v in items if k == "sourceIdentifier"]
     targets = [
         system.strip()

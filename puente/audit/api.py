@@ -46,7 +46,7 @@ def _search(
     caller: CallerDep,
     ctx: ContextDep,
 ) -> FHIRResponse:
-    note = ctx.note("search-type", "E", entities=["AuditEvent"])
+    note = ctx.note("search-type", "E", entities=["AuditEvent"], query=True)
     parsed = service.parse(items, lenient=lenient(request))
     result = service.search_events(session, caller, request=parsed)
     note.entities = [f"AuditEvent/{e.id}" for e in result.entries] or ["AuditEvent"]

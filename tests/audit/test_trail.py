@@ -3,6 +3,7 @@ source address, what was touched, and the outcome; and that the rows get sealed.
 
 from __future__ import annotations
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -90,3 +91,30 @@ def test_rows_are_sealed_before_the_response_in_embedded_mode(
         report = verify(session)
         assert report.ok
         assert report.pending == 0
+
+
+def test_with_read_auditing_off_reads_and_searches_leave_no_row_but_writes_do(
+    client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Development may switch read auditing off to measure the store's own cost: reads
+    and queries (a search is action E in BALP) alike; writes and failures stay audited."""
+    from puente.settings import get_settings
+
+    _load()
+    monkeypatch.setenv("PUENTE_AUDIT_READS", "false")
+    get_settings.cache_clear()
+    assert client.get("/fhir/Organization/hgcj", headers=bearer()).status_code == 200
+    assert (
+        client.get("/fhir/Organization", params={"partof": "mx"}, headers=bearer()).status_code
+        == 200
+    )
+    assert client.get("/fhir/Organization/nope", headers=bearer()).status_code == 404
+    created = client.post(
+        "/fhir/Patient",
+        json={"resourceType": "Patient", "gender": "female"},
+        headers={**bearer(), "Content-Type": "application/fhir+json"},
+    )
+    assert created.status_code == 201
+    with session_factory()() as session:
+        kept = [(e.subtype, e.outcome) for e in _entries(session)]
+    assert kept == [("read", 4), ("create", 0)]
