@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.orm import Session
 
+from consent import facts as consent_facts
 from consent import service as labelling
 from consent.engine import Decision
 from exchange import query, store
@@ -313,6 +314,65 @@ def search(
     return SearchResult(
         resources, total, extras, found.next_token, found.previous_token, withheld=withheld
     )
+
+
+def _name_of(content: dict[str, Any]) -> str | None:
+    """An Organization's `name`, a person's first `HumanName` as people write it."""
+    name = content.get("name")
+    if isinstance(name, str):
+        return name.strip() or None
+    for human in name if isinstance(name, list) else ():
+        if not isinstance(human, dict):
+            continue
+        if isinstance(human.get("text"), str) and human["text"].strip():
+            return str(human["text"]).strip()
+        parts = [*(human.get("prefix") or ()), *(human.get("given") or ()), human.get("family")]
+        written = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+        if written:
+            return written
+    return None
+
+
+def display_names(session: Session, references: Sequence[str]) -> dict[str, str]:
+    """`Practitioner/<id>` or `Organization/<id>` -> the name the record gives, for the
+    references that name a stored, undeleted one (the accounting of disclosures says who
+    saw a patient's records). Never a patient's name: other types are ignored."""
+    keys = {
+        tuple(r.split("/", 1))
+        for r in references
+        if r.count("/") == 1 and r.split("/", 1)[0] in ("Practitioner", "Organization")
+    }
+    rows = store.load_many(session, sorted(keys))  # type: ignore[arg-type]
+    names = {}
+    for (res_type, res_id), row in rows.items():
+        name = _name_of(row.content) if row.content is not None else None
+        if name:
+            names[f"{res_type}/{res_id}"] = name
+    return names
+
+
+def patients_of(session: Session, references: Sequence[str]) -> dict[str, str]:
+    """`Type/<id>` -> the id of the Patient that stored record is about (its own id for a
+    Patient), from its current content or, once deleted, its last content; references to
+    nothing, or to a record about no patient, are left out."""
+    keys = {tuple(r.split("/", 1)) for r in references if r.count("/") == 1}
+    rows = store.load_many(session, sorted(keys))  # type: ignore[arg-type]
+    deleted = [row.pk for row in rows.values() if row.content is None]
+    last: dict[int, dict[str, Any]] = {}
+    if deleted:
+        versions = session.execute(
+            select(ResourceVersion.resource_pk, ResourceVersion.content)
+            .where(ResourceVersion.resource_pk.in_(deleted))
+            .order_by(ResourceVersion.resource_pk, ResourceVersion.version)
+        ).all()
+        last = {pk: content for pk, content in versions if content is not None}
+    found = {}
+    for (res_type, res_id), row in rows.items():
+        content = row.content if row.content is not None else last.get(row.pk)
+        about = consent_facts.patient_of(content) if content is not None else None
+        if about:
+            found[f"{res_type}/{res_id}"] = about
+    return found
 
 
 def ensure_country_organization(session: Session, *, country: str) -> str:
