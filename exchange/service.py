@@ -103,10 +103,15 @@ def disclosed(
     session: Session,
     caller: Caller,
     shown: Sequence[tuple[int, int, dict[str, Any]]],
+    *,
+    subtype: str = "read",
 ) -> list[dict[str, Any]]:
     """What leaves for `caller`, as (pk, version, content) shown: each record another
     hospital discloses gets the notices its decision obliges (42 CFR 2.32, break-the-
-    glass) in `meta.extension`, and the request's disclosure audit row names it."""
+    glass) in `meta.extension`, and the request's disclosure audit row names it. Outside a
+    request (CLI, tasks, the demo) the row is written here, with `subtype` saying how the
+    records were asked for (read, vread, search-type, history...: the accounting of
+    disclosures shows it); in a request, the request's first audit note says it."""
     gate = gate_for(session, caller)
     entities, patients, glass = gate.disclosures(shown)
     if entities:
@@ -117,7 +122,7 @@ def disclosed(
             audit.append(
                 session,
                 event_type="disclosure",
-                subtype="read",
+                subtype=subtype,
                 action="R",
                 caller=caller,
                 entities=entities,
@@ -157,7 +162,9 @@ def with_notices(content: dict[str, Any], decision: Decision, locale: str) -> di
     return {**content, "meta": meta}
 
 
-def shown(session: Session, caller: Caller, rows: list[StoredResource]) -> list[dict[str, Any]]:
+def shown(
+    session: Session, caller: Caller, rows: list[StoredResource], *, subtype: str = "read"
+) -> list[dict[str, Any]]:
     """The rows' current content as `caller` sees it: `Patient.link` added, the stored
     security labels merged into `meta.security`, the notices of a disclosure added (and
     audited); deleted rows left out."""
@@ -170,6 +177,7 @@ def shown(session: Session, caller: Caller, rows: list[StoredResource]) -> list[
         session,
         caller,
         [(r.pk, r.version, c) for r, c in zip(current, labelled, strict=True)],
+        subtype=subtype,
     )
 
 
@@ -230,7 +238,7 @@ def vread(
     if row.deleted or row.content is None:
         raise Gone(resource_type=resource_type)
     (content,) = labelling.versions_labelled(session, [(stored.pk, row.version, row.content)])
-    (content,) = disclosed(session, caller, [(stored.pk, row.version, content)])
+    (content,) = disclosed(session, caller, [(stored.pk, row.version, content)], subtype="vread")
     return Found(content, row.version, row.last_updated)
 
 
@@ -280,7 +288,7 @@ def _extras(
             seen.add(stored.pk)
             extras.append(stored)
     extras = [r for r, ok in zip(extras, gate.permits(extras), strict=True) if ok]
-    return shown(session, caller, extras)
+    return shown(session, caller, extras, subtype="search-type")
 
 
 def search(
@@ -306,7 +314,7 @@ def search(
         return SearchResult([], total, withheld=withheld)
     found = query.page(session, base, resource_type=resource_type, request=request)
     extras = _extras(session, caller, resource_type, request, found.rows)
-    resources = shown(session, caller, found.rows)
+    resources = shown(session, caller, found.rows, subtype="search-type")
     if request.elements:
         # R4 3.1.1.5.9: "The list of elements does not apply to included resources": the
         # included ones stay whole, so a client can still tell who a match's subject is.
