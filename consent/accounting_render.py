@@ -50,29 +50,29 @@ ACTIONS = {
 ACCESSED = N_("accounting.action.accessed")
 
 RECORD_KINDS = {
-    "Patient": N_("accounting.kind.Patient"),
-    "Encounter": N_("accounting.kind.Encounter"),
-    "Observation": N_("accounting.kind.Observation"),
-    "Condition": N_("accounting.kind.Condition"),
-    "AllergyIntolerance": N_("accounting.kind.AllergyIntolerance"),
-    "MedicationRequest": N_("accounting.kind.MedicationRequest"),
-    "MedicationStatement": N_("accounting.kind.MedicationStatement"),
-    "Immunization": N_("accounting.kind.Immunization"),
-    "Procedure": N_("accounting.kind.Procedure"),
-    "DiagnosticReport": N_("accounting.kind.DiagnosticReport"),
-    "DocumentReference": N_("accounting.kind.DocumentReference"),
-    "Consent": N_("accounting.kind.Consent"),
-    "Provenance": N_("accounting.kind.Provenance"),
+    "Patient": N_("accounting.kind.patient"),
+    "Encounter": N_("accounting.kind.encounter"),
+    "Observation": N_("accounting.kind.observation"),
+    "Condition": N_("accounting.kind.condition"),
+    "AllergyIntolerance": N_("accounting.kind.allergy_intolerance"),
+    "MedicationRequest": N_("accounting.kind.medication_request"),
+    "MedicationStatement": N_("accounting.kind.medication_statement"),
+    "Immunization": N_("accounting.kind.immunization"),
+    "Procedure": N_("accounting.kind.procedure"),
+    "DiagnosticReport": N_("accounting.kind.diagnostic_report"),
+    "DocumentReference": N_("accounting.kind.document_reference"),
+    "Consent": N_("accounting.kind.consent"),
+    "Provenance": N_("accounting.kind.provenance"),
 }
 
 PURPOSES = {
-    "TREAT": N_("accounting.purpose.TREAT"),
-    "ETREAT": N_("accounting.purpose.ETREAT"),
-    "HPAYMT": N_("accounting.purpose.HPAYMT"),
-    "HOPERAT": N_("accounting.purpose.HOPERAT"),
-    "PUBHLTH": N_("accounting.purpose.PUBHLTH"),
-    "HRESCH": N_("accounting.purpose.HRESCH"),
-    "PATRQT": N_("accounting.purpose.PATRQT"),
+    "TREAT": N_("accounting.purpose.treat"),
+    "ETREAT": N_("accounting.purpose.etreat"),
+    "HPAYMT": N_("accounting.purpose.hpaymt"),
+    "HOPERAT": N_("accounting.purpose.hoperat"),
+    "PUBHLTH": N_("accounting.purpose.pubhlth"),
+    "HRESCH": N_("accounting.purpose.hresch"),
+    "PATRQT": N_("accounting.purpose.patrqt"),
 }
 
 CSV_COLUMNS = (
