@@ -57,3 +57,13 @@ class ReviewClosed(Conflict):
 
 class CommentInvalid(InvalidRequest):
     message_key = N_("error.btg_comment_invalid")
+
+
+class DisclosuresParameterInvalid(InvalidRequest):
+    """`$disclosures` takes start, end, _count, _page_token and _format, each once."""
+
+    message_key = N_("error.disclosures_parameter_invalid")
+
+
+class DisclosuresRangeInvalid(InvalidRequest):
+    message_key = N_("error.disclosures_range_invalid")

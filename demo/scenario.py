@@ -467,6 +467,20 @@ def _break_glass_episode(session: Session, officer: UserAccount) -> None:
     btg.record_audit(session, clinician, granted)
 
 
+# Dr. Chávez at El Paso reads José's Juárez record, and finds it by search, under José's
+# Consent (treatment by the United States' hospitals): through the store's services, which
+# write each disclosure to the audit trail, so José's accounting of disclosures (`$PATIENT`)
+# names El Paso's hospital, the record and the time.
+def _cross_border_reads(session: Session) -> None:
+    clinician = _clinician(UMCEP.clinician)
+    jose = str(HGCJ.patient["id"])
+    exchange.read(session, clinician, resource_type="Patient", res_id=jose)
+    request = exchange.parse("Patient", [("_id", jose)], lenient=False)
+    found = exchange.search(session, clinician, resource_type="Patient", request=request)
+    if [r["id"] for r in found.resources] != [jose]:
+        raise RuntimeError("José's Consent did not open his Juárez record to El Paso")
+
+
 def _load(session: Session) -> dict[str, str]:
     secrets: dict[str, str] = {}
     officers: dict[str, UserAccount] = {}
@@ -498,6 +512,7 @@ def _load(session: Session) -> dict[str, str]:
             if role is Role.CONSENT_OFFICER:
                 officers[system.code] = account
     _record_consents(session, officers)
+    _cross_border_reads(session)
     _break_glass_episode(session, officers[HGCJ.code])
     settings = get_settings()
     auth.add_app(
@@ -648,6 +663,32 @@ def _print_btg(console: Console, counts: dict[str, int], base: str) -> None:
         console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
 
 
+def _print_accounting(console: Console, base: str) -> None:
+    url = f"{base}/fhir/Patient/{HGCJ.patient['id']}/\\$disclosures"
+    console.print(
+        "\n[bold]Accounting of disclosures[/bold]: José ($PATIENT) sees who at El Paso saw "
+        "his records, when and why, in his language; he can download it as CSV.",
+        highlight=False,
+    )
+    calls = [
+        (
+            "José's accounting, in Spanish (AuditEvents with a narrative, newest first)",
+            f'curl -s -H "Authorization: Bearer $PATIENT" -H "Accept-Language: es-MX" {url}',
+        ),
+        (
+            "The same as a CSV file (saved under the name the server gives), this month on",
+            f'curl -s -OJ -H "Authorization: Bearer $PATIENT" -H "Accept: text/csv" '
+            f'"{url}?start={utcnow():%Y-%m}"',
+        ),
+        (
+            "As HGCJ's consent officer (José asks at the privacy office)",
+            f'curl -s -H "Authorization: Bearer $OFFICER" {url}',
+        ),
+    ]
+    for title, call in calls:
+        console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
+
+
 def _print(
     console: Console, secrets: dict[str, str], tokens: dict[str, str], loaded: bool, seconds: float
 ) -> None:
@@ -714,6 +755,7 @@ def _print(
     _print_exchange(console, base)
     _print_mpi(console, counts, base)
     _print_btg(console, grants, base)
+    _print_accounting(console, base)
     console.print(
         f"\nSign in as a person at {base}/docs (Authorize, PKCE) with any account above; "
         f"the API reference is at {base}/docs. `puente audit verify` checks the audit chain.\n",

@@ -116,6 +116,7 @@ def _page(
         session,
         caller,
         [(pk, version, c) for (pk, version, _), c in zip(live, labelled, strict=True)],
+        subtype="history",
     )
     return HistoryPage(
         list(rows), int(total), {(p, v): c for (p, v, _), c in zip(live, shown, strict=True)}

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, false, select, true
 from sqlalchemy.orm import Session
 
+from consent import facts as consent_facts
 from consent import service as labelling
 from consent.engine import Decision
 from exchange import query, store
@@ -104,10 +105,15 @@ def disclosed(
     session: Session,
     caller: Caller,
     shown: Sequence[tuple[int, int, dict[str, Any]]],
+    *,
+    subtype: str = "read",
 ) -> list[dict[str, Any]]:
     """What leaves for `caller`, as (pk, version, content) shown: each record another
     hospital discloses gets the notices its decision obliges (42 CFR 2.32, break-the-
-    glass) in `meta.extension`, and the request's disclosure audit row names it."""
+    glass) in `meta.extension`, and the request's disclosure audit row names it. Outside a
+    request (CLI, tasks, the demo) the row is written here, with `subtype` saying how the
+    records were asked for (read, vread, search-type, history...: the accounting of
+    disclosures shows it); in a request, the request's first audit note says it."""
     gate = gate_for(session, caller)
     entities, patients, glass = gate.disclosures(shown)
     if entities:
@@ -118,7 +124,7 @@ def disclosed(
             audit.append(
                 session,
                 event_type="disclosure",
-                subtype="read",
+                subtype=subtype,
                 action="R",
                 caller=caller,
                 entities=entities,
@@ -158,7 +164,9 @@ def with_notices(content: dict[str, Any], decision: Decision, locale: str) -> di
     return {**content, "meta": meta}
 
 
-def shown(session: Session, caller: Caller, rows: list[StoredResource]) -> list[dict[str, Any]]:
+def shown(
+    session: Session, caller: Caller, rows: list[StoredResource], *, subtype: str = "read"
+) -> list[dict[str, Any]]:
     """The rows' current content as `caller` sees it: `Patient.link` added, the stored
     security labels merged into `meta.security`, the notices of a disclosure added (and
     audited); deleted rows left out."""
@@ -171,6 +179,7 @@ def shown(session: Session, caller: Caller, rows: list[StoredResource]) -> list[
         session,
         caller,
         [(r.pk, r.version, c) for r, c in zip(current, labelled, strict=True)],
+        subtype=subtype,
     )
 
 
@@ -231,7 +240,7 @@ def vread(
     if row.deleted or row.content is None:
         raise Gone(resource_type=resource_type)
     (content,) = labelling.versions_labelled(session, [(stored.pk, row.version, row.content)])
-    (content,) = disclosed(session, caller, [(stored.pk, row.version, content)])
+    (content,) = disclosed(session, caller, [(stored.pk, row.version, content)], subtype="vread")
     return Found(content, row.version, row.last_updated)
 
 
@@ -281,7 +290,7 @@ def _extras(
             seen.add(stored.pk)
             extras.append(stored)
     extras = [r for r, ok in zip(extras, gate.permits(extras), strict=True) if ok]
-    return shown(session, caller, extras)
+    return shown(session, caller, extras, subtype="search-type")
 
 
 def search(
@@ -313,7 +322,7 @@ def search(
         complete = whole and len(found.rows) < request.count
         total = len(found.rows) if complete else query.count(session, base)
     extras = _extras(session, caller, resource_type, request, found.rows)
-    resources = shown(session, caller, found.rows)
+    resources = shown(session, caller, found.rows, subtype="search-type")
     if request.elements:
         # R4 3.1.1.5.9: "The list of elements does not apply to included resources": the
         # included ones stay whole, so a client can still tell who a match's subject is.
@@ -321,6 +330,65 @@ def search(
     return SearchResult(
         resources, total, extras, found.next_token, found.previous_token, withheld=withheld
     )
+
+
+def _name_of(content: dict[str, Any]) -> str | None:
+    """An Organization's `name`, a person's first `HumanName` as people write it."""
+    name = content.get("name")
+    if isinstance(name, str):
+        return name.strip() or None
+    for human in name if isinstance(name, list) else ():
+        if not isinstance(human, dict):
+            continue
+        if isinstance(human.get("text"), str) and human["text"].strip():
+            return str(human["text"]).strip()
+        parts = [*(human.get("prefix") or ()), *(human.get("given") or ()), human.get("family")]
+        written = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+        if written:
+            return written
+    return None
+
+
+def display_names(session: Session, references: Sequence[str]) -> dict[str, str]:
+    """`Practitioner/<id>` or `Organization/<id>` -> the name the record gives, for the
+    references that name a stored, undeleted one (the accounting of disclosures says who
+    saw a patient's records). Never a patient's name: other types are ignored."""
+    keys = {
+        tuple(r.split("/", 1))
+        for r in references
+        if r.count("/") == 1 and r.split("/", 1)[0] in ("Practitioner", "Organization")
+    }
+    rows = store.load_many(session, sorted(keys))  # type: ignore[arg-type]
+    names = {}
+    for (res_type, res_id), row in rows.items():
+        name = _name_of(row.content) if row.content is not None else None
+        if name:
+            names[f"{res_type}/{res_id}"] = name
+    return names
+
+
+def patients_of(session: Session, references: Sequence[str]) -> dict[str, str]:
+    """`Type/<id>` -> the id of the Patient that stored record is about (its own id for a
+    Patient), from its current content or, once deleted, its last content; references to
+    nothing, or to a record about no patient, are left out."""
+    keys = {tuple(r.split("/", 1)) for r in references if r.count("/") == 1}
+    rows = store.load_many(session, sorted(keys))  # type: ignore[arg-type]
+    deleted = [row.pk for row in rows.values() if row.content is None]
+    last: dict[int, dict[str, Any]] = {}
+    if deleted:
+        versions = session.execute(
+            select(ResourceVersion.resource_pk, ResourceVersion.content)
+            .where(ResourceVersion.resource_pk.in_(deleted))
+            .order_by(ResourceVersion.resource_pk, ResourceVersion.version)
+        ).all()
+        last = {pk: content for pk, content in versions if content is not None}
+    found = {}
+    for (res_type, res_id), row in rows.items():
+        content = row.content if row.content is not None else last.get(row.pk)
+        about = consent_facts.patient_of(content) if content is not None else None
+        if about:
+            found[f"{res_type}/{res_id}"] = about
+    return found
 
 
 def ensure_country_organization(session: Session, *, country: str) -> str:

@@ -68,6 +68,7 @@ def create_app() -> FastAPI:
     )
     # Routers register their capabilities on import; import them here, not at module top,
     # so that `import puente` stays cheap for the CLI.
+    from consent.accounting_api import router as accounting_router
     from consent.breakglass_api import fhir_router as btg_router
     from consent.breakglass_api import review_router as btg_review_router
     from exchange.api import router as exchange_router
@@ -88,6 +89,7 @@ def create_app() -> FastAPI:
     app.include_router(review_router)
     app.include_router(btg_router)  # Patient/{id}/$break-the-glass: before the store's too
     app.include_router(btg_review_router)
+    app.include_router(accounting_router)  # Patient/{id}/$disclosures: before the store's
     app.include_router(exchange_router)  # last: its routes are generic over resource types
     handlers.install(app)
     middleware.install(app)

@@ -88,6 +88,7 @@ def audit_entry(
     patients: tuple[str, ...] = (),
     recorded_at: dt.datetime | None = None,
     fhir_user: str | None = None,
+    event_type: str = "rest",
 ) -> AuditEntry:
     """An unsealed audit row as a request writes it (id and instant may be chosen)."""
     role = Role(role)
@@ -95,7 +96,7 @@ def audit_entry(
         id=audit_id,
         recorded_at=recorded_at or dt.datetime.now(dt.UTC),
         request_id=uuid.uuid4().hex,
-        event_type="rest",
+        event_type=event_type,
         subtype=subtype,
         action=action,
         outcome=outcome,

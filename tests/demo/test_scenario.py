@@ -241,3 +241,32 @@ def test_the_walkthrough_across_the_border(client: TestClient) -> None:
     assert disclosures.json()["total"] >= 1
     for call in ("Patient?_id=hgcj-demo-patient&_revinclude", "Patient/hgcj-demo-ana"):
         assert call in printed
+
+
+def test_the_demo_patient_reads_his_accounting_of_disclosures(client: TestClient) -> None:
+    _loaded, printed = _run()
+    tokens = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in printed.splitlines()
+        if line.startswith("export ")
+    )
+    assert "/fhir/Patient/hgcj-demo-patient/\\$disclosures" in printed
+    response = client.get(
+        "/fhir/Patient/hgcj-demo-patient/$disclosures",
+        headers={"Authorization": f"Bearer {tokens['PATIENT']}", "Accept-Language": "es-MX"},
+    )
+    assert response.status_code == 200, response.text
+    events = [e["resource"] for e in response.json()["entry"]]
+    # Dr. Chávez's read and search under José's Consent, newest first
+    assert len(events) == 2
+    assert "buscó y recibió" in events[0]["text"]["div"]
+    assert "consultó" in events[1]["text"]["div"]
+    for event in events:
+        assert "University Medical Center of El Paso (Estados Unidos)" in event["text"]["div"]
+        assert event["agent"][0]["who"]["reference"] == "Practitioner/umcep-demo-clinician"
+    download = client.get(
+        "/fhir/Patient/hgcj-demo-patient/$disclosures",
+        headers={"Authorization": f"Bearer {tokens['OFFICER']}", "Accept": "text/csv"},
+    )
+    assert download.status_code == 200
+    assert len(download.text.strip().splitlines()) == 3  # the header and two disclosures
