@@ -97,7 +97,7 @@ def record(
     link: MatchLink | None = None,
 ) -> MatchLink:
     """Create or update the pair's link with a new score and status; history when the
-    status, the decider or the scored versions changed."""
+    status, the decider, the scored versions or the scoring model changed."""
     left, right = ordered(a, b)
     link = link or find(session, left.pk, right.pk)
     explanation = explanation_of(score)
@@ -111,6 +111,7 @@ def record(
             link.status != status
             or link.decided_by != decided_by
             or (link.left_version, link.right_version) != (left.version, right.version)
+            or link.model_version != model_version
         )
     link.left_version, link.right_version = left.version, right.version
     link.score, link.weight, link.grade = score.probability, score.weight, score.grade

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from exchange.matching.models import (
     UNLINKED,
     BlockKey,
     MatchLink,
+    MatchLinkHistory,
     MatchRecord,
 )
 from exchange.matching.score import Score, score
@@ -42,6 +43,7 @@ from exchange.matching.score import Score, score
 CANDIDATE_LIMIT = 200
 KEYS_PER_QUERY = 2000  # blocking keys looked up per statement
 CERTAIN, PROBABLE, POSSIBLE_GRADE = "certain", "probable", "possible"
+RESCORE = "rescore"  # the history reason of a pair scored again by a newly activated model
 
 
 @dataclass
@@ -99,7 +101,44 @@ def _same_versions(link: MatchLink, me: Side, you: Side) -> bool:
     return (link.left_version, link.right_version) == (left.version, right.version)
 
 
-def _propose(me: Side, other: MatchRecord, found: Score, link: MatchLink | None) -> Proposal:
+def _rescored(
+    me: Side, other: MatchRecord, found: Score, link: MatchLink | None, model_version: str
+) -> Proposal | None:
+    """A pair under a newly activated model, where that differs from a write's evaluation:
+    stewards' decisions stand, a pair already scored by this model on these versions (from
+    its other side, or by an earlier run) stays as it is, and an automatic link the model
+    no longer finds certain goes to a steward, never unlinked unseen."""
+    if link is None:
+        return None
+    you = Side(other.resource_pk, other.owner, other.version)
+    if link.decided_by != MATCHER or (
+        link.model_version == model_version and _same_versions(link, me, you)
+    ):
+        return Proposal(other, found, link, None)
+    if link.status == LINKED and found.grade != CERTAIN:
+        return Proposal(other, found, link, REVIEW, MATCHER, RESCORE)
+    return None
+
+
+def _propose(
+    me: Side,
+    other: MatchRecord,
+    found: Score,
+    link: MatchLink | None,
+    rescoring: str | None = None,
+) -> Proposal:
+    """What to do with a pair; `rescoring`: the model version being activated, if any."""
+    if rescoring is not None:
+        special = _rescored(me, other, found, link, rescoring)
+        if special is not None:
+            return special
+    proposal = _scored(me, other, found, link)
+    if rescoring is not None and proposal.reason == "scored":
+        proposal.reason = RESCORE
+    return proposal
+
+
+def _scored(me: Side, other: MatchRecord, found: Score, link: MatchLink | None) -> Proposal:
     you = Side(other.resource_pk, other.owner, other.version)
     wanted = _automatic(found.grade)
     if link is None:
@@ -198,7 +237,9 @@ def _records(session: Session, pks: list[int]) -> dict[int, MatchRecord]:
     return {r.resource_pk: r for r in session.scalars(statement)}
 
 
-def _evaluate(session: Session, batch: _Batch, pk: int, model: Model) -> None:
+def _evaluate(
+    session: Session, batch: _Batch, pk: int, model: Model, *, rescoring: bool = False
+) -> None:
     record = batch.records.get(pk)
     if record is None:  # deleted since, or never a Patient
         return
@@ -211,7 +252,15 @@ def _evaluate(session: Session, batch: _Batch, pk: int, model: Model) -> None:
         if other is None or other.owner == record.owner:
             continue
         found = score(mine, batch.features[other_pk], model)
-        proposals.append(_propose(me, other, found, existing.get(other_pk)))
+        proposals.append(
+            _propose(
+                me,
+                other,
+                found,
+                existing.get(other_pk),
+                model.version if rescoring else None,
+            )
+        )
     _resolve_conflicts(session, me, proposals)
     for proposal in proposals:
         if proposal.status is None:
@@ -235,18 +284,47 @@ def evaluate(session: Session, *, pk: int) -> None:
     _evaluate(session, _Batch.load(session, [pk]), pk, versions.active(session))
 
 
-def evaluate_many(session: Session, *, pks: list[int]) -> None:
+def evaluate_many(session: Session, *, pks: list[int], rescoring: bool = False) -> None:
     """`evaluate` each, reading the batch's records, candidates and links at once
     (measured: 11 ms a record one by one, most of it building and sending queries). If
     another worker linked one of the pairs meanwhile, the batch is redone a record at a
-    time, each reading that row."""
+    time, each reading that row.
+
+    `rescoring`: the active model was just activated; every automatic, pending and
+    candidate pair of these records is scored again by it (`_rescored` says how that
+    differs from the evaluation of a write)."""
     model = versions.active(session)
     try:
         with session.begin_nested():
             batch = _Batch.load(session, pks)
             for pk in pks:
-                _evaluate(session, batch, pk, model)
+                _evaluate(session, batch, pk, model, rescoring=rescoring)
     except IntegrityError:
         for pk in pks:
             with session.begin_nested():
-                evaluate(session, pk=pk)
+                _evaluate(session, _Batch.load(session, [pk]), pk, model, rescoring=rescoring)
+
+
+def record_pks(session: Session, *, after: int, limit: int) -> list[int]:
+    """The next `limit` matched records' pks after `after`, in order (a rescore's chunks)."""
+    statement = (
+        select(MatchRecord.resource_pk)
+        .where(MatchRecord.resource_pk > after)
+        .order_by(MatchRecord.resource_pk)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def record_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(MatchRecord)) or 0
+
+
+def rescore_summary(session: Session, *, version: str) -> dict[str, int]:
+    """How many pairs the rescore by `version` put in each status (from the history)."""
+    statement = (
+        select(MatchLinkHistory.status, func.count())
+        .where(MatchLinkHistory.reason == RESCORE, MatchLinkHistory.model_version == version)
+        .group_by(MatchLinkHistory.status)
+    )
+    return {str(status): int(count) for status, count in session.execute(statement).all()}
