@@ -158,18 +158,20 @@ def _scored(me: Side, other: MatchRecord, found: Score, link: MatchLink | None) 
     return Proposal(other, found, link, wanted)
 
 
-def _linked_elsewhere(session: Session, pk: int, system: str, besides: int) -> list[MatchLink]:
-    """`pk`'s links into `system` other than the one with `besides`."""
+def _linked_elsewhere(batch: _Batch, pk: int, system: str, besides: int) -> list[MatchLink]:
+    """`pk`'s links into `system` other than the one with `besides` (the batch read every
+    link of its records and the `linked` ones of their candidates, and keeps up with what
+    it writes)."""
     return [
         link
-        for link in links.of_record(session, pk)
-        if link.status == LINKED
-        and links.other_owner(link, pk) == system
-        and links.other_pk(link, pk) != besides
+        for other, link in sorted(batch.links[pk].items())
+        if link.status == LINKED and links.other_owner(link, pk) == system and other != besides
     ]
 
 
-def _resolve_conflicts(session: Session, me: Side, proposals: list[Proposal]) -> None:
+def _resolve_conflicts(
+    batch: _Batch, me: Side, proposals: list[Proposal], writes: links.Writes
+) -> None:
     """No record gets two links into one other system by the matcher: the pairs go to review."""
     by_system: dict[str, list[Proposal]] = defaultdict(list)
     for proposal in proposals:
@@ -182,14 +184,19 @@ def _resolve_conflicts(session: Session, me: Side, proposals: list[Proposal]) ->
                 proposal.status, proposal.reason = REVIEW, "conflict"
             continue
         for proposal in automatic:
-            theirs = _linked_elsewhere(session, proposal.other.resource_pk, me.owner, me.pk)
+            theirs = _linked_elsewhere(batch, proposal.other.resource_pk, me.owner, me.pk)
             if not theirs:
                 continue
             proposal.status, proposal.reason = REVIEW, "conflict"
             for link in theirs:
                 if link.decided_by == MATCHER:
                     links.decide(
-                        session, link, status=REVIEW, decided_by=MATCHER, reason="conflict"
+                        writes.session,
+                        link,
+                        status=REVIEW,
+                        decided_by=MATCHER,
+                        reason="conflict",
+                        writes=writes,
                     )
 
 
@@ -221,6 +228,9 @@ class _Batch:
                 by_record[link.left_pk][link.right_pk] = link
                 by_record[link.right_pk][link.left_pk] = link
         wanted = {o for pk in found for o in (*candidates.get(pk, ()), *by_record[pk])}
+        for link in _linked_of(session, sorted(wanted - set(found))):
+            by_record[link.left_pk].setdefault(link.right_pk, link)
+            by_record[link.right_pk].setdefault(link.left_pk, link)
         records.update(_records(session, list(wanted - set(records))))
         features = {pk: feature_module.from_json(r.features) for pk, r in records.items()}
         return cls(records, candidates, by_record, features)
@@ -228,6 +238,20 @@ class _Batch:
     def remember(self, link: MatchLink) -> None:
         self.links[link.left_pk][link.right_pk] = link
         self.links[link.right_pk][link.left_pk] = link
+
+
+def _linked_of(session: Session, pks: list[int]) -> list[MatchLink]:
+    """The `linked` links of `pks` (the conflict rule asks whether a candidate is already
+    linked into a system), KEYS_PER_QUERY records a statement."""
+    found: list[MatchLink] = []
+    for start in range(0, len(pks), KEYS_PER_QUERY):
+        chunk = pks[start : start + KEYS_PER_QUERY]
+        statement = select(MatchLink).where(
+            MatchLink.status == LINKED,
+            or_(MatchLink.left_pk.in_(chunk), MatchLink.right_pk.in_(chunk)),
+        )
+        found.extend(session.scalars(statement))
+    return found
 
 
 def _records(session: Session, pks: list[int]) -> dict[int, MatchRecord]:
@@ -238,7 +262,7 @@ def _records(session: Session, pks: list[int]) -> dict[int, MatchRecord]:
 
 
 def _evaluate(
-    session: Session, batch: _Batch, pk: int, model: Model, *, rescoring: bool = False
+    writes: links.Writes, batch: _Batch, pk: int, model: Model, *, rescoring: bool = False
 ) -> None:
     record = batch.records.get(pk)
     if record is None:  # deleted since, or never a Patient
@@ -261,12 +285,12 @@ def _evaluate(
                 model.version if rescoring else None,
             )
         )
-    _resolve_conflicts(session, me, proposals)
+    _resolve_conflicts(batch, me, proposals, writes)
     for proposal in proposals:
         if proposal.status is None:
             continue
         link = links.record(
-            session,
+            writes.session,
             a=me,
             b=Side(proposal.other.resource_pk, proposal.other.owner, proposal.other.version),
             score=proposal.score,
@@ -275,13 +299,23 @@ def _evaluate(
             decided_by=proposal.decided_by,
             reason=proposal.reason,
             link=proposal.link,
+            writes=writes,
         )
         batch.remember(link)
 
 
 def evaluate(session: Session, *, pk: int) -> None:
     """Score the Patient `pk` against its candidates and decide each pair (idempotent)."""
-    _evaluate(session, _Batch.load(session, [pk]), pk, versions.active(session))
+    _evaluate_batch(session, [pk], versions.active(session), rescoring=False)
+
+
+def _evaluate_batch(session: Session, pks: list[int], model: Model, *, rescoring: bool) -> None:
+    writes = links.Writes(session)
+    batch = _Batch.load(session, pks)
+    with session.no_autoflush:
+        for pk in pks:
+            _evaluate(writes, batch, pk, model, rescoring=rescoring)
+    writes.send()
 
 
 def evaluate_many(session: Session, *, pks: list[int], rescoring: bool = False) -> None:
@@ -296,13 +330,11 @@ def evaluate_many(session: Session, *, pks: list[int], rescoring: bool = False) 
     model = versions.active(session)
     try:
         with session.begin_nested():
-            batch = _Batch.load(session, pks)
-            for pk in pks:
-                _evaluate(session, batch, pk, model, rescoring=rescoring)
+            _evaluate_batch(session, pks, model, rescoring=rescoring)
     except IntegrityError:
         for pk in pks:
             with session.begin_nested():
-                _evaluate(session, _Batch.load(session, [pk]), pk, model, rescoring=rescoring)
+                _evaluate_batch(session, [pk], model, rescoring=rescoring)
 
 
 def record_pks(session: Session, *, after: int, limit: int) -> list[int]:

@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from typer.testing import CliRunner
 
 from exchange import store
 from exchange.matching import model as model_module
-from exchange.matching import review, versions
+from exchange.matching import review, tasks, versions
 from exchange.matching.models import MatchLink, MatchLinkHistory
 from exchange.matching.tasks import match_task
 from exchange.models import StoredResource
@@ -153,3 +153,45 @@ def test_activating_again_changes_nothing(committed: None, grades: Grades) -> No
     with session_factory()() as session:
         assert session.scalar(select(func.count()).select_from(MatchLinkHistory)) == rows
     assert state(1) == ("review", "probable", "matcher")
+
+
+def test_the_rescore_reads_in_batches_not_per_pair(
+    committed: None, grades: Grades, engine: Engine
+) -> None:
+    """The statements a chunk sends do not grow with its pairs: 8 pairs and 64 cost the
+    same number (a per-pair lookup would add 56 or more)."""
+
+    def statements(people: int) -> int:
+        truncate_all(engine)
+        with session_factory()() as session:
+            for n in range(people):
+                for owner, country in (("hgcj", "MX"), ("umcep", "US")):
+                    store.put(
+                        session,
+                        owner=owner,
+                        owner_country=country,
+                        resource=person(f"{owner}-{n}", birthDate=born(n)),
+                    )
+            versions.active(session)
+            versions.store(session, dataclasses.replace(model_module.default(), version=NEW))
+            versions.activate(session, version=NEW)
+            session.commit()  # matched at once (no broker): all certainly not, no pair kept
+        for n in range(people):
+            grades.set(f"hgcj-{n}", f"umcep-{n}", "certain")
+        sent: list[str] = []
+
+        def count(*args: Any) -> None:
+            sent.append(str(args[2]))
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            tasks.rescore_all()
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+        return len(sent)
+
+    few = statements(8)
+    assert state(7) == ("linked", "certain", "matcher")
+    many = statements(64)
+    assert state(63) == ("linked", "certain", "matcher")
+    assert many <= few + 4, (few, many)
