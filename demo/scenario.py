@@ -20,7 +20,7 @@ from consent import breakglass_service as btg
 from consent import service as labelling
 from consent.codes import ACT_CODE, ACT_REASON, CONSENT_SCOPE, LOINC, PARTICIPATION_TYPE
 from demo.codes import ICD10_CM, ICD10_WHO, UCUM
-from demo.generator import generate
+from demo.generator import CURP_SYSTEM, SSN_SYSTEM, generate
 from exchange import bulk, store, writes
 from exchange import service as exchange
 from exchange.matching import review as mpi_review
@@ -511,6 +511,7 @@ def _load(session: Session) -> dict[str, str]:
             )
             if role is Role.CONSENT_OFFICER:
                 officers[system.code] = account
+    _register_identifier_systems(session)
     _record_consents(session, officers)
     _cross_border_reads(session)
     _break_glass_episode(session, officers[HGCJ.code])
@@ -522,6 +523,19 @@ def _load(session: Session) -> dict[str, str]:
         client_id=settings.docs_client_id,
     )
     return secrets
+
+
+# The identifier systems each hospital's Patients carry (demo/generator.py), registered
+# as `puente system add --identifier-system` would: IHE PIXm's recognized domains.
+DEMO_IDENTIFIER_SYSTEMS = {
+    "hgcj": ("urn:puente:hgcj:expediente", CURP_SYSTEM),
+    "umcep": ("urn:puente:umcep:mrn", SSN_SYSTEM),
+}
+
+
+def _register_identifier_systems(session: Session) -> None:
+    for code, uris in DEMO_IDENTIFIER_SYSTEMS.items():
+        auth.add_identifier_systems(session, code=code, uris=uris)
 
 
 def _import_synthetic(session: Session, console: Console, patients: int) -> None:
@@ -597,6 +611,19 @@ def _print_mpi(console: Console, counts: dict[str, int], base: str) -> None:
     ]
     for title, call in calls:
         console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
+    _print_pix(console, base)
+
+
+def _print_pix(console: Console, base: str) -> None:
+    console.print(
+        "# IHE PIXm: the identifiers of this person in the registered identifier systems "
+        "(an unregistered targetSystem is 403, an unregistered source system 400)\n"
+        f'curl -s -H "Authorization: Bearer $HGCJ" '
+        f'"{base}/fhir/Patient/\\$ihe-pix?sourceIdentifier={CURP_SYSTEM}|RAAL850412HCHMNS01'
+        f'&targetSystem={SSN_SYSTEM}"',
+        soft_wrap=True,
+        highlight=False,
+    )
 
 
 def _print_exchange(console: Console, base: str) -> None:

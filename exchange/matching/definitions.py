@@ -84,7 +84,9 @@ IHE_PIX = Operation(
         "Given one identifier (`sourceIdentifier=system|value`), the records the master "
         "patient index links to the Patient that carries it, as targetIdentifier and "
         "targetId, narrowed to the `targetSystem`s asked for. Only records the caller may "
-        "see; an identifier no visible Patient carries answers 404."
+        "see; an identifier no visible Patient carries answers 404. Recognized domains are "
+        "the identifier systems registered to a hospital system: an unregistered "
+        "sourceIdentifier system answers 400, an unregistered targetSystem 403 (ITI-83)."
     ),
     affects_state=False,
     parameters=(

@@ -34,3 +34,19 @@ class SameSystem(InvalidRequest):
 
 class BadParameter(InvalidRequest):
     message_key = N_("error.mpi_parameter_invalid")
+
+
+class SourceDomainUnknown(InvalidRequest):
+    """IHE ITI-83 2:3.83.4.1.3: the sourceIdentifier's assigning authority is not a
+    registered identifier system: 400, `code-invalid`."""
+
+    issue_code = "code-invalid"
+    message_key = N_("error.mpi_source_domain_unknown")
+
+
+class TargetSystemUnknown(Forbidden):
+    """IHE ITI-83 2:3.83.4.1.3: "If the Patient Identifier Cross-reference Manager does not
+    recognize the targetSystem, it returns HTTP 403 Forbidden", issue `code-invalid`."""
+
+    issue_code = "code-invalid"
+    message_key = N_("error.mpi_target_system_unknown")

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, insert, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from exchange.matching.models import (
@@ -84,6 +84,47 @@ def _history(link: MatchLink, reason: str) -> MatchLinkHistory:
     )
 
 
+class Writes:
+    """The link rows and history of a batch of evaluations, sent together: the new links
+    in multi-row INSERTs returning their ids, the changed ones in one executemany UPDATE,
+    then the history rows in multi-row INSERTs, in the order they happened. (The ORM's
+    flush inserted a row at a time: it needs each new row's id back in order.) Until
+    `send`, nothing is written: the batch must not query the link tables meanwhile (it
+    reads them once, before)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.new: list[MatchLink] = []  # transient until sent: their ids come back then
+        self.history: list[tuple[MatchLink, dict[str, Any]]] = []
+
+    def added(self, link: MatchLink) -> None:
+        self.new.append(link)
+
+    def changed(self, link: MatchLink, reason: str) -> None:
+        row = _history(link, reason)
+        values = {c.key: getattr(row, c.key) for c in MatchLinkHistory.__table__.columns}
+        self.history.append((link, values))
+
+    def send(self) -> None:
+        self.session.flush()
+        if self.new:
+            columns = [c.key for c in MatchLink.__table__.columns if c.key != "id"]
+            rows = [{key: getattr(link, key) for key in columns} for link in self.new]
+            statement = insert(MatchLink).returning(
+                MatchLink.id, MatchLink.left_pk, MatchLink.right_pk
+            )
+            ids = {(left, right): pk for pk, left, right in self.session.execute(statement, rows)}
+            for link in self.new:
+                link.id = ids[(link.left_pk, link.right_pk)]
+        if self.history:
+            rows = [{**values, "link_id": link.id} for link, values in self.history]
+            for row in rows:
+                del row["id"]
+            self.session.execute(insert(MatchLinkHistory), rows)
+        self.new.clear()
+        self.history.clear()
+
+
 def record(
     session: Session,
     *,
@@ -95,40 +136,63 @@ def record(
     decided_by: str,
     reason: str,
     link: MatchLink | None = None,
+    writes: Writes | None = None,
 ) -> MatchLink:
     """Create or update the pair's link with a new score and status; history when the
-    status, the decider or the scored versions changed."""
+    status, the decider, the scored versions or the scoring model changed. With `writes`,
+    `link` is the pair's link if it has one (the caller read it) and the rows wait for
+    `writes.send()`."""
     left, right = ordered(a, b)
-    link = link or find(session, left.pk, right.pk)
+    if writes is None:
+        link = link or find(session, left.pk, right.pk)
     explanation = explanation_of(score)
     if link is None:
         link = MatchLink(left_pk=left.pk, right_pk=right.pk, left_owner=left.owner)
         link.right_owner = right.owner
-        session.add(link)
+        if writes is None:
+            session.add(link)
+        else:
+            writes.added(link)
         changed = True
     else:
         changed = (
             link.status != status
             or link.decided_by != decided_by
             or (link.left_version, link.right_version) != (left.version, right.version)
+            or link.model_version != model_version
         )
     link.left_version, link.right_version = left.version, right.version
     link.score, link.weight, link.grade = score.probability, score.weight, score.grade
     link.model_version, link.explanation = model_version, explanation
     link.status, link.decided_by = status, decided_by
     link.updated_at = utcnow()
+    if writes is not None:
+        if changed:
+            writes.changed(link, reason)
+        return link
     session.flush()
     if changed:
         session.add(_history(link, reason))
     return link
 
 
-def decide(session: Session, link: MatchLink, *, status: str, decided_by: str, reason: str) -> None:
+def decide(
+    session: Session,
+    link: MatchLink,
+    *,
+    status: str,
+    decided_by: str,
+    reason: str,
+    writes: Writes | None = None,
+) -> None:
     """A new status for a link as scored (a steward's decision, a conflict, a deletion)."""
     if link.status == status and link.decided_by == decided_by:
         return
     link.status, link.decided_by = status, decided_by
     link.updated_at = utcnow()
+    if writes is not None:
+        writes.changed(link, reason)
+        return
     session.flush()
     session.add(_history(link, reason))
 

@@ -16,11 +16,17 @@ from sqlalchemy.orm import Session
 from exchange import service as store_service
 from exchange.matching import blocking, links, versions
 from exchange.matching import features as feature_module
-from exchange.matching.errors import BadParameter, MatchRoleForbidden
+from exchange.matching.errors import (
+    BadParameter,
+    MatchRoleForbidden,
+    SourceDomainUnknown,
+    TargetSystemUnknown,
+)
 from exchange.matching.models import BlockKey, MatchRecord
 from exchange.matching.score import Score, score
 from exchange.models import StoredResource, TokenIndex
 from exchange.validation import validate
+from puente.auth import service as auth_service
 from puente.auth.caller import Caller
 from puente.auth.scopes import Interaction, Role
 from puente.errors import NotFound
@@ -171,9 +177,20 @@ def pix(
     session: Session, caller: Caller, *, source_identifier: str | None, target_systems: list[str]
 ) -> list[CrossReference]:
     """The records linked to the one `source_identifier` (`system|value`) names, with their
-    identifiers (only those in `target_systems` when given)."""
+    identifiers (only those in `target_systems` when given).
+
+    IHE ITI-83 2:3.83.4.1.3: a domain is recognized when its identifier system is registered
+    to some hospital system (`puente system add --identifier-system`), whatever the records:
+    an unknown source domain is 400, an unknown targetSystem 403, and a recognized
+    identifier that no Patient the caller may see carries 404."""
     authorize(caller)
     system, value = _identifier(source_identifier, "sourceIdentifier")
+    recognized = auth_service.recognized_identifier_systems(session, [system, *target_systems])
+    if system not in recognized:
+        raise SourceDomainUnknown(system=system[:200])
+    unknown = sorted(set(target_systems) - recognized)
+    if unknown:
+        raise TargetSystemUnknown(system=unknown[0][:200])
     visible = store_service.visible_clause(session, caller, "Patient")
     source = session.scalars(
         select(StoredResource.pk)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from exchange.matching.models import (
     UNLINKED,
     BlockKey,
     MatchLink,
+    MatchLinkHistory,
     MatchRecord,
 )
 from exchange.matching.score import Score, score
@@ -42,6 +43,7 @@ from exchange.matching.score import Score, score
 CANDIDATE_LIMIT = 200
 KEYS_PER_QUERY = 2000  # blocking keys looked up per statement
 CERTAIN, PROBABLE, POSSIBLE_GRADE = "certain", "probable", "possible"
+RESCORE = "rescore"  # the history reason of a pair scored again by a newly activated model
 
 
 @dataclass
@@ -99,7 +101,44 @@ def _same_versions(link: MatchLink, me: Side, you: Side) -> bool:
     return (link.left_version, link.right_version) == (left.version, right.version)
 
 
-def _propose(me: Side, other: MatchRecord, found: Score, link: MatchLink | None) -> Proposal:
+def _rescored(
+    me: Side, other: MatchRecord, found: Score, link: MatchLink | None, model_version: str
+) -> Proposal | None:
+    """A pair under a newly activated model, where that differs from a write's evaluation:
+    stewards' decisions stand, a pair already scored by this model on these versions (from
+    its other side, or by an earlier run) stays as it is, and an automatic link the model
+    no longer finds certain goes to a steward, never unlinked unseen."""
+    if link is None:
+        return None
+    you = Side(other.resource_pk, other.owner, other.version)
+    if link.decided_by != MATCHER or (
+        link.model_version == model_version and _same_versions(link, me, you)
+    ):
+        return Proposal(other, found, link, None)
+    if link.status == LINKED and found.grade != CERTAIN:
+        return Proposal(other, found, link, REVIEW, MATCHER, RESCORE)
+    return None
+
+
+def _propose(
+    me: Side,
+    other: MatchRecord,
+    found: Score,
+    link: MatchLink | None,
+    rescoring: str | None = None,
+) -> Proposal:
+    """What to do with a pair; `rescoring`: the model version being activated, if any."""
+    if rescoring is not None:
+        special = _rescored(me, other, found, link, rescoring)
+        if special is not None:
+            return special
+    proposal = _scored(me, other, found, link)
+    if rescoring is not None and proposal.reason == "scored":
+        proposal.reason = RESCORE
+    return proposal
+
+
+def _scored(me: Side, other: MatchRecord, found: Score, link: MatchLink | None) -> Proposal:
     you = Side(other.resource_pk, other.owner, other.version)
     wanted = _automatic(found.grade)
     if link is None:
@@ -119,18 +158,20 @@ def _propose(me: Side, other: MatchRecord, found: Score, link: MatchLink | None)
     return Proposal(other, found, link, wanted)
 
 
-def _linked_elsewhere(session: Session, pk: int, system: str, besides: int) -> list[MatchLink]:
-    """`pk`'s links into `system` other than the one with `besides`."""
+def _linked_elsewhere(batch: _Batch, pk: int, system: str, besides: int) -> list[MatchLink]:
+    """`pk`'s links into `system` other than the one with `besides` (the batch read every
+    link of its records and the `linked` ones of their candidates, and keeps up with what
+    it writes)."""
     return [
         link
-        for link in links.of_record(session, pk)
-        if link.status == LINKED
-        and links.other_owner(link, pk) == system
-        and links.other_pk(link, pk) != besides
+        for other, link in sorted(batch.links[pk].items())
+        if link.status == LINKED and links.other_owner(link, pk) == system and other != besides
     ]
 
 
-def _resolve_conflicts(session: Session, me: Side, proposals: list[Proposal]) -> None:
+def _resolve_conflicts(
+    batch: _Batch, me: Side, proposals: list[Proposal], writes: links.Writes
+) -> None:
     """No record gets two links into one other system by the matcher: the pairs go to review."""
     by_system: dict[str, list[Proposal]] = defaultdict(list)
     for proposal in proposals:
@@ -143,14 +184,19 @@ def _resolve_conflicts(session: Session, me: Side, proposals: list[Proposal]) ->
                 proposal.status, proposal.reason = REVIEW, "conflict"
             continue
         for proposal in automatic:
-            theirs = _linked_elsewhere(session, proposal.other.resource_pk, me.owner, me.pk)
+            theirs = _linked_elsewhere(batch, proposal.other.resource_pk, me.owner, me.pk)
             if not theirs:
                 continue
             proposal.status, proposal.reason = REVIEW, "conflict"
             for link in theirs:
                 if link.decided_by == MATCHER:
                     links.decide(
-                        session, link, status=REVIEW, decided_by=MATCHER, reason="conflict"
+                        writes.session,
+                        link,
+                        status=REVIEW,
+                        decided_by=MATCHER,
+                        reason="conflict",
+                        writes=writes,
                     )
 
 
@@ -182,6 +228,9 @@ class _Batch:
                 by_record[link.left_pk][link.right_pk] = link
                 by_record[link.right_pk][link.left_pk] = link
         wanted = {o for pk in found for o in (*candidates.get(pk, ()), *by_record[pk])}
+        for link in _linked_of(session, sorted(wanted - set(found))):
+            by_record[link.left_pk].setdefault(link.right_pk, link)
+            by_record[link.right_pk].setdefault(link.left_pk, link)
         records.update(_records(session, list(wanted - set(records))))
         features = {pk: feature_module.from_json(r.features) for pk, r in records.items()}
         return cls(records, candidates, by_record, features)
@@ -191,6 +240,20 @@ class _Batch:
         self.links[link.right_pk][link.left_pk] = link
 
 
+def _linked_of(session: Session, pks: list[int]) -> list[MatchLink]:
+    """The `linked` links of `pks` (the conflict rule asks whether a candidate is already
+    linked into a system), KEYS_PER_QUERY records a statement."""
+    found: list[MatchLink] = []
+    for start in range(0, len(pks), KEYS_PER_QUERY):
+        chunk = pks[start : start + KEYS_PER_QUERY]
+        statement = select(MatchLink).where(
+            MatchLink.status == LINKED,
+            or_(MatchLink.left_pk.in_(chunk), MatchLink.right_pk.in_(chunk)),
+        )
+        found.extend(session.scalars(statement))
+    return found
+
+
 def _records(session: Session, pks: list[int]) -> dict[int, MatchRecord]:
     if not pks:
         return {}
@@ -198,7 +261,9 @@ def _records(session: Session, pks: list[int]) -> dict[int, MatchRecord]:
     return {r.resource_pk: r for r in session.scalars(statement)}
 
 
-def _evaluate(session: Session, batch: _Batch, pk: int, model: Model) -> None:
+def _evaluate(
+    writes: links.Writes, batch: _Batch, pk: int, model: Model, *, rescoring: bool = False
+) -> None:
     record = batch.records.get(pk)
     if record is None:  # deleted since, or never a Patient
         return
@@ -211,13 +276,21 @@ def _evaluate(session: Session, batch: _Batch, pk: int, model: Model) -> None:
         if other is None or other.owner == record.owner:
             continue
         found = score(mine, batch.features[other_pk], model)
-        proposals.append(_propose(me, other, found, existing.get(other_pk)))
-    _resolve_conflicts(session, me, proposals)
+        proposals.append(
+            _propose(
+                me,
+                other,
+                found,
+                existing.get(other_pk),
+                model.version if rescoring else None,
+            )
+        )
+    _resolve_conflicts(batch, me, proposals, writes)
     for proposal in proposals:
         if proposal.status is None:
             continue
         link = links.record(
-            session,
+            writes.session,
             a=me,
             b=Side(proposal.other.resource_pk, proposal.other.owner, proposal.other.version),
             score=proposal.score,
@@ -226,27 +299,64 @@ def _evaluate(session: Session, batch: _Batch, pk: int, model: Model) -> None:
             decided_by=proposal.decided_by,
             reason=proposal.reason,
             link=proposal.link,
+            writes=writes,
         )
         batch.remember(link)
 
 
 def evaluate(session: Session, *, pk: int) -> None:
     """Score the Patient `pk` against its candidates and decide each pair (idempotent)."""
-    _evaluate(session, _Batch.load(session, [pk]), pk, versions.active(session))
+    _evaluate_batch(session, [pk], versions.active(session), rescoring=False)
 
 
-def evaluate_many(session: Session, *, pks: list[int]) -> None:
+def _evaluate_batch(session: Session, pks: list[int], model: Model, *, rescoring: bool) -> None:
+    writes = links.Writes(session)
+    batch = _Batch.load(session, pks)
+    with session.no_autoflush:
+        for pk in pks:
+            _evaluate(writes, batch, pk, model, rescoring=rescoring)
+    writes.send()
+
+
+def evaluate_many(session: Session, *, pks: list[int], rescoring: bool = False) -> None:
     """`evaluate` each, reading the batch's records, candidates and links at once
     (measured: 11 ms a record one by one, most of it building and sending queries). If
     another worker linked one of the pairs meanwhile, the batch is redone a record at a
-    time, each reading that row."""
+    time, each reading that row.
+
+    `rescoring`: the active model was just activated; every automatic, pending and
+    candidate pair of these records is scored again by it (`_rescored` says how that
+    differs from the evaluation of a write)."""
     model = versions.active(session)
     try:
         with session.begin_nested():
-            batch = _Batch.load(session, pks)
-            for pk in pks:
-                _evaluate(session, batch, pk, model)
+            _evaluate_batch(session, pks, model, rescoring=rescoring)
     except IntegrityError:
         for pk in pks:
             with session.begin_nested():
-                evaluate(session, pk=pk)
+                _evaluate_batch(session, [pk], model, rescoring=rescoring)
+
+
+def record_pks(session: Session, *, after: int, limit: int) -> list[int]:
+    """The next `limit` matched records' pks after `after`, in order (a rescore's chunks)."""
+    statement = (
+        select(MatchRecord.resource_pk)
+        .where(MatchRecord.resource_pk > after)
+        .order_by(MatchRecord.resource_pk)
+        .limit(limit)
+    )
+    return list(session.scalars(statement))
+
+
+def record_count(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(MatchRecord)) or 0
+
+
+def rescore_summary(session: Session, *, version: str) -> dict[str, int]:
+    """How many pairs the rescore by `version` put in each status (from the history)."""
+    statement = (
+        select(MatchLinkHistory.status, func.count())
+        .where(MatchLinkHistory.reason == RESCORE, MatchLinkHistory.model_version == version)
+        .group_by(MatchLinkHistory.status)
+    )
+    return {str(status): int(count) for status, count in session.execute(statement).all()}

@@ -27,6 +27,22 @@ class HospitalSystem(Base):
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class IdentifierSystem(Base):
+    """An identifier system (a patient identity domain's assigning authority, e.g. a
+    hospital's MRN namespace or the CURP) registered to a hospital system: what IHE PIXm
+    (ITI-83) calls a domain the cross-reference manager recognizes."""
+
+    __tablename__ = "hospital_identifier_system"
+    __table_args__ = (
+        UniqueConstraint("system_id", "uri", name="uq_hospital_identifier_system"),
+        Index("ix_hospital_identifier_system_uri", "uri"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    system_id: Mapped[int] = mapped_column(ForeignKey("hospital_system.id", ondelete="CASCADE"))
+    uri: Mapped[str] = mapped_column(String(255))
+
+
 class SmartApp(Base):
     """An app people sign in through (authorization code + PKCE); a public client."""
 

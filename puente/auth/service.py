@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -31,6 +32,7 @@ from puente.auth.hashing import hash_secret, keyed_sha256_hex, verify_secret
 from puente.auth.models import (
     AuthorizationCode,
     HospitalSystem,
+    IdentifierSystem,
     LoginFailure,
     SmartApp,
     UsedAssertion,
@@ -104,10 +106,12 @@ def add_system(
     name: str,
     country: str,
     jwks: dict[str, Any] | None = None,
+    identifier_systems: Sequence[str] = (),
     actor: str | None = None,
 ) -> tuple[HospitalSystem, str]:
-    """Register a hospital system as an API client; returns it and its client secret,
-    which is shown this once (only its argon2 hash is kept)."""
+    """Register a hospital system as an API client, with the identifier systems its
+    Patients carry; returns it and its client secret, which is shown this once (only its
+    argon2 hash is kept)."""
     if not SYSTEM_CODE.match(code):
         raise InvalidInput(N_("account.system_code_invalid"))
     if country not in COUNTRIES:
@@ -133,7 +137,54 @@ def add_system(
     session.add(system)
     session.flush()
     _audit_admin(session, subtype="system-add", actor=actor, entities=[f"Organization/{code}"])
+    if identifier_systems:
+        add_identifier_systems(session, code=code, uris=identifier_systems, actor=actor)
     return system, secret
+
+
+def _identifier_uri(uri: str) -> str:
+    """An identifier system as FHIR's `Identifier.system`: an absolute URI (R4 2.24.0.1)."""
+    value = uri.strip()
+    scheme, colon, rest = value.partition(":")
+    if not colon or not rest or not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        raise InvalidInput(N_("account.identifier_system_invalid"), uri=value[:200])
+    if len(value) > 255 or any(c.isspace() for c in value):
+        raise InvalidInput(N_("account.identifier_system_invalid"), uri=value[:200])
+    return value
+
+
+def add_identifier_systems(
+    session: Session, *, code: str, uris: Sequence[str], actor: str | None = None
+) -> list[str]:
+    """Register identifier systems to a hospital system (those already registered are
+    kept); returns every identifier system now registered to it, sorted."""
+    system = find_system(session, code)
+    if system is None:
+        raise InvalidInput(N_("account.org_unknown"), code=code[:32])
+    wanted = {_identifier_uri(uri) for uri in uris}
+    known = set(
+        session.scalars(select(IdentifierSystem.uri).where(IdentifierSystem.system_id == system.id))
+    )
+    added = sorted(wanted - known)
+    session.add_all(IdentifierSystem(system_id=system.id, uri=uri) for uri in added)
+    session.flush()
+    if added:
+        _audit_admin(
+            session, subtype="system-identifiers", actor=actor, entities=[f"Organization/{code}"]
+        )
+    return sorted(known | wanted)
+
+
+def recognized_identifier_systems(session: Session, uris: Iterable[str]) -> set[str]:
+    """Those of `uris` registered to some hospital system (IHE PIXm's recognized domains)."""
+    asked = sorted(set(uris))
+    if not asked:
+        return set()
+    return set(
+        session.scalars(
+            select(IdentifierSystem.uri).where(IdentifierSystem.uri.in_(asked)).distinct()
+        )
+    )
 
 
 def _check_redirect_uri(uri: str) -> None:

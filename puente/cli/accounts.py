@@ -57,6 +57,13 @@ def system_add(
         Path | None,
         typer.Option(help="Public JWK Set (JSON file) for private_key_jwt", dir_okay=False),
     ] = None,
+    identifier_system: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="An identifier system its Patients carry, e.g. its MRN namespace or "
+            "https://www.gob.mx/curp (repeat for several); $ihe-pix recognizes these"
+        ),
+    ] = None,
 ) -> None:
     """Register a hospital system and its Organization; print its client id and secret."""
     from exchange import service as exchange
@@ -72,6 +79,7 @@ def system_add(
                 name=name,
                 country=country,
                 jwks=jwks_document,
+                identifier_systems=identifier_system or (),
                 actor=actor(),
             )
             exchange.register_hospital_organization(session, code=code, name=name, country=country)
@@ -81,6 +89,30 @@ def system_add(
     typer.echo(f"client_id: {client_id}")
     typer.echo(f"client_secret: {secret}")
     typer.echo("The secret is shown only now: Puente keeps just its hash.", err=True)
+
+
+@systems.command("identifiers")
+def system_identifiers(
+    code: Annotated[str, typer.Argument(help="The hospital system's code")],
+    add: Annotated[
+        list[str] | None,
+        typer.Option(help="Register this identifier system to it (repeat for several)"),
+    ] = None,
+) -> None:
+    """Print the identifier systems registered to a hospital system, after registering any
+    given with --add (IHE PIXm's $ihe-pix answers only for registered ones)."""
+    from puente.auth import service
+    from puente.db import unit_of_work
+
+    try:
+        with unit_of_work() as session:
+            registered = service.add_identifier_systems(
+                session, code=code, uris=add or (), actor=actor()
+            )
+    except PuenteError as exc:
+        fail(exc)
+    for uri in registered:
+        typer.echo(uri)
 
 
 @apps.command("add")

@@ -63,7 +63,9 @@ def train_command(
 
 @matcher_app.command("activate")
 def activate_command(version: Annotated[str, typer.Argument(help="The model version")]) -> None:
-    """Score every new match with this model version from now on."""
+    """Score every match with this model version from now on, and score the existing
+    automatic, pending and candidate pairs again with it (stewards' decisions stand; a link
+    it no longer finds certain goes to review). Interrupted, run it again to finish."""
     from exchange.matching import versions
     from puente.audit import service as audit
     from puente.cli.common import actor, fail
@@ -85,6 +87,30 @@ def activate_command(version: Annotated[str, typer.Argument(help="The model vers
     except PuenteError as exc:
         fail(exc)
     typer.echo(f"model {version} is active")
+    _rescore(version)
+
+
+def _rescore(version: str) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from exchange.matching import service, tasks
+    from puente.db import unit_of_work
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("rescoring"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as progress:
+        task = progress.add_task("rescoring", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        records = tasks.rescore_all(advance)
+    with unit_of_work() as session:
+        summary = service.rescore_summary(session, version=version)
+    changed = ", ".join(f"{status} {count}" for status, count in sorted(summary.items()))
+    typer.echo(f"rescored the pairs of {records} records; scored again: {changed or 'none'}")
 
 
 @matcher_app.command("list")

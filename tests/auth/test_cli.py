@@ -91,6 +91,42 @@ def test_system_add_refuses_a_private_jwks(tmp_path: Path) -> None:
         assert session.scalars(select(HospitalSystem)).all() == []
 
 
+def test_identifier_systems_are_registered_at_add_and_later() -> None:
+    curp = "https://www.gob.mx/curp"
+    mrn = "urn:puente:hgcj:expediente"
+    _system("hgcj", "--identifier-system", mrn, "--identifier-system", curp)
+    listed = runner.invoke(app, ["system", "identifiers", "hgcj"])
+    assert listed.exit_code == 0, listed.output
+    assert listed.stdout.splitlines() == [curp, "urn:puente:hgcj:expediente"]
+    added = runner.invoke(app, ["system", "identifiers", "hgcj", "--add", "urn:oid:2.16.840.1"])
+    assert added.exit_code == 0, added.output
+    assert "urn:oid:2.16.840.1" in added.stdout.splitlines()
+    again = runner.invoke(app, ["system", "identifiers", "hgcj", "--add", curp])
+    assert again.stdout.splitlines() == [curp, "urn:oid:2.16.840.1", "urn:puente:hgcj:expediente"]
+    with session_factory()() as session:
+        subtypes = session.scalars(
+            select(AuditEntry.subtype).where(AuditEntry.event_type == "security-admin")
+        ).all()
+    assert sorted(subtypes) == ["system-add", "system-identifiers", "system-identifiers"]
+
+
+def test_identifier_systems_refuse_a_relative_uri_and_an_unknown_system() -> None:
+    _system()
+    relative = runner.invoke(app, ["system", "identifiers", "hgcj", "--add", "mrn numbers"])
+    assert relative.exit_code == 1
+    assert "absolute URI" in relative.stderr
+    unknown = runner.invoke(app, ["system", "identifiers", "nope", "--add", "urn:x"])
+    assert unknown.exit_code == 1
+    assert "nope" in unknown.stderr
+    refused = runner.invoke(
+        app,
+        ["system", "add", "umcep", "--country", "US", "--name", "U", "--identifier-system", "x"],
+    )
+    assert refused.exit_code == 1
+    with session_factory()() as session:
+        assert session.scalars(select(HospitalSystem.code)).all() == ["hgcj"]
+
+
 def test_duplicate_system_exits_1_and_changes_nothing() -> None:
     _system()
     again = runner.invoke(app, ["system", "add", "hgcj", "--country", "US", "--name", "Other"])

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import aliased
 
 from demo import scenario
-from demo.generator import generate
+from demo.generator import CURP_SYSTEM, SSN_SYSTEM, generate
 from exchange.matching.models import MatchLink
 from exchange.models import StoredResource
 from puente.db import session_factory
@@ -66,3 +66,13 @@ def test_the_demo_links_the_shared_patients_and_queues_the_doubtful(client: Test
     shown = client.get("/mpi/reviews", headers={"Authorization": f"Bearer {tokens['OFFICER']}"})
     assert shown.status_code == 200
     assert shown.json()["total"] == len(queued)
+    # The printed PIXm call answers: the demo registered each hospital's identifier systems.
+    hgcj = {"Authorization": f"Bearer {tokens['HGCJ']}"}
+    identifiers = scenario.HGCJ.patient["identifier"]
+    assert isinstance(identifiers, list)
+    curp = f"{CURP_SYSTEM}|{identifiers[0]['value']}"
+    assert "$ihe-pix?sourceIdentifier=" in printed
+    query = {"sourceIdentifier": curp, "targetSystem": SSN_SYSTEM}
+    assert client.get("/fhir/Patient/$ihe-pix", params=query, headers=hgcj).status_code == 200
+    unknown = {"sourceIdentifier": curp, "targetSystem": "urn:not-registered"}
+    assert client.get("/fhir/Patient/$ihe-pix", params=unknown, headers=hgcj).status_code == 403

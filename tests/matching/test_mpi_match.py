@@ -76,11 +76,15 @@ def import_ndjson(client: TestClient, resources: list[dict[str, Any]], org: str)
 
 
 def register_systems() -> None:
+    """Both hospitals, each with the identifier systems its Patients carry."""
     from puente.auth import service as auth
 
+    registered = (("hgcj", "HGCJ", "MX", (CURP, MRN_HGCJ)), ("umcep", "UMC", "US", (MRN_UMCEP,)))
     with session_factory()() as session:
-        for code, name, country in (("hgcj", "HGCJ", "MX"), ("umcep", "UMC", "US")):
-            auth.add_system(session, code=code, name=name, country=country)
+        for code, name, country, identifiers in registered:
+            auth.add_system(
+                session, code=code, name=name, country=country, identifier_systems=identifiers
+            )
             store_service.register_hospital_organization(
                 session, code=code, name=name, country=country
             )
@@ -291,14 +295,15 @@ def test_match_is_403_for_roles_without_patient_data(client: TestClient) -> None
 # --- $ihe-pix ---------------------------------------------------------------------------
 
 
+def pix(client: TestClient, headers: dict[str, str] = HGCJ, **query: str) -> Any:
+    return client.get("/fhir/Patient/$ihe-pix", params=query, headers=headers)
+
+
 def test_pix_returns_the_linked_identifiers(client: TestClient, open_gate: None) -> None:
+    register_systems()
     put(client, person("hgcj-1", MRN_HGCJ), HGCJ)
     put(client, person("umcep-1", MRN_UMCEP), UMCEP)
-    response = client.get(
-        "/fhir/Patient/$ihe-pix",
-        params={"sourceIdentifier": f"{MRN_HGCJ}|HGCJ-1"},
-        headers=HGCJ,
-    )
+    response = pix(client, sourceIdentifier=f"{MRN_HGCJ}|HGCJ-1")
     assert response.status_code == 200, response.text
     body = response.json()
     Parameters.model_validate(body)
@@ -317,27 +322,82 @@ def test_pix_returns_the_linked_identifiers(client: TestClient, open_gate: None)
     assert [p["valueIdentifier"] for p in narrowed["parameter"] if "valueIdentifier" in p] == [
         {"system": MRN_UMCEP, "value": "UMCEP-1"}
     ]
-    elsewhere = client.get(
-        "/fhir/Patient/$ihe-pix",
-        params={"sourceIdentifier": f"{MRN_HGCJ}|HGCJ-1", "targetSystem": "urn:other"},
-        headers=HGCJ,
-    ).json()
-    assert "parameter" not in elsewhere
+    # A recognized domain in which the person has no identifier: 200 with no parameter
+    # (ITI-83 2:3.83.4.1.3 case 2). The CURP is registered (to HGCJ); UMC's record has one.
+    bare = person("umcep-2", MRN_UMCEP, identifier=[{"system": MRN_UMCEP, "value": "U2"}])
+    put(client, person("hgcj-2", MRN_HGCJ, birthDate="1990-01-01"), HGCJ)
+    put(client, {**bare, "birthDate": "1990-01-01"}, UMCEP)
+    case_two = pix(client, sourceIdentifier=f"{MRN_HGCJ}|HGCJ-2", targetSystem=CURP)
+    assert case_two.status_code == 200, case_two.text
+    assert "parameter" not in case_two.json()
+
+
+def test_pix_answers_403_for_a_target_system_no_hospital_registers(
+    client: TestClient, open_gate: None
+) -> None:
+    register_systems()
+    put(client, person("hgcj-1", MRN_HGCJ), HGCJ)
+    put(client, person("umcep-1", MRN_UMCEP), UMCEP)
+    # ITI-83: "If the Patient Identifier Cross-reference Manager does not recognize the
+    # targetSystem, it returns HTTP 403 Forbidden", even beside a recognized one.
+    for targets in ("urn:other", f"{MRN_UMCEP},urn:other"):
+        response = pix(client, sourceIdentifier=f"{MRN_HGCJ}|HGCJ-1", targetSystem=targets)
+        assert response.status_code == 403, response.text
+        outcome = response.json()
+        assert outcome["resourceType"] == "OperationOutcome"
+        assert outcome["issue"][0]["code"] == "code-invalid"
+        assert "targetSystem" in outcome["issue"][0]["details"]["text"]
+        assert "urn:other" in outcome["issue"][0]["details"]["text"]
+        assert "UMCEP-1" not in response.text
+    spanish = pix(
+        client,
+        headers={**HGCJ, "Accept-Language": "es-MX"},
+        sourceIdentifier=f"{MRN_HGCJ}|HGCJ-1",
+        targetSystem="urn:other",
+    )
+    assert spanish.status_code == 403
+    assert "ningún sistema hospitalario" in spanish.json()["issue"][0]["details"]["text"]
+
+
+def test_pix_answers_400_for_a_source_domain_no_hospital_registers(
+    client: TestClient, open_gate: None
+) -> None:
+    register_systems()
+    # The record exists and carries the identifier, but its system is not registered to
+    # any hospital system: the domain is not recognized (ITI-83 2:3.83.4.1.3), 400.
+    put(client, person("hgcj-1", MRN_HGCJ, identifier=[{"system": "urn:x", "value": "7"}]), HGCJ)
+    response = pix(client, sourceIdentifier="urn:x|7")
+    assert response.status_code == 400, response.text
+    outcome = response.json()
+    assert outcome["issue"][0]["code"] == "code-invalid"
+    assert "sourceIdentifier" in outcome["issue"][0]["details"]["text"]
+    assert "Patient/hgcj-1" not in response.text
+    # Registering the system makes it a recognized domain; an unknown value is then 404.
+    from puente.auth import service as auth
+
+    with session_factory()() as session:
+        auth.add_identifier_systems(session, code="hgcj", uris=["urn:x"])
+        session.commit()
+    assert pix(client, sourceIdentifier="urn:x|7").status_code == 200
+    unknown = pix(client, sourceIdentifier="urn:x|8")
+    assert unknown.status_code == 404
+    assert unknown.json()["issue"][0]["code"] == "not-found"
 
 
 def test_pix_goes_through_the_same_gate(client: TestClient) -> None:
+    register_systems()
     put(client, person("hgcj-1", MRN_HGCJ), HGCJ)
     put(client, person("umcep-1", MRN_UMCEP), UMCEP)
-    mine = client.get(
-        "/fhir/Patient/$ihe-pix", params={"sourceIdentifier": f"{MRN_HGCJ}|HGCJ-1"}, headers=HGCJ
-    )
+    mine = pix(client, sourceIdentifier=f"{MRN_HGCJ}|HGCJ-1")
     assert mine.status_code == 200
     assert "parameter" not in mine.json()
-    theirs = client.get(
-        "/fhir/Patient/$ihe-pix", params={"sourceIdentifier": f"{MRN_UMCEP}|UMCEP-1"}, headers=HGCJ
-    )
+    # Another hospital's record the gate withholds is answered as if it did not exist: the
+    # domain is recognized, the identifier not (404), never 400 or 403.
+    theirs = pix(client, sourceIdentifier=f"{MRN_UMCEP}|UMCEP-1")
     assert theirs.status_code == 404
     assert "UMCEP-1" not in theirs.text
+    nobody = pix(client, sourceIdentifier=f"{MRN_UMCEP}|NOBODY")
+    assert (nobody.status_code, nobody.json()["issue"]) == (404, theirs.json()["issue"])
 
 
 @pytest.mark.parametrize("query", [{}, {"sourceIdentifier": "no-bar"}, {"sourceIdentifier": "|x"}])
