@@ -136,6 +136,7 @@ _OTHER_TYPES = (
     "DocumentReference",
     "Provenance",
     "Consent",
+    "Group",
 )
 
 

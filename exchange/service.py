@@ -102,10 +102,16 @@ def disclosed(
     session: Session,
     caller: Caller,
     shown: Sequence[tuple[int, int, dict[str, Any]]],
+    *,
+    subtype: str = "read",
+    locale: str | None = None,
 ) -> list[dict[str, Any]]:
     """What leaves for `caller`, as (pk, version, content) shown: each record another
     hospital discloses gets the notices its decision obliges (42 CFR 2.32, break-the-
-    glass) in `meta.extension`, and the request's disclosure audit row names it."""
+    glass) in `meta.extension`, and the request's disclosure audit row names it.
+
+    Outside a request (a task: `$export`), the audit row is written here, its `subtype`
+    saying which path disclosed, and the notices are in `locale` (the caller's)."""
     gate = gate_for(session, caller)
     entities, patients, glass = gate.disclosures(shown)
     if entities:
@@ -116,14 +122,14 @@ def disclosed(
             audit.append(
                 session,
                 event_type="disclosure",
-                subtype="read",
+                subtype=subtype,
                 action="R",
                 caller=caller,
                 entities=entities,
                 patients=patients,
                 outcome_detail="break-the-glass" if glass else None,
             )
-    locale = _locale()
+    locale = locale or _locale()
     result = []
     for pk, version, content in shown:
         decision = gate.decision(pk, version)
@@ -156,10 +162,17 @@ def with_notices(content: dict[str, Any], decision: Decision, locale: str) -> di
     return {**content, "meta": meta}
 
 
-def shown(session: Session, caller: Caller, rows: list[StoredResource]) -> list[dict[str, Any]]:
+def shown(
+    session: Session,
+    caller: Caller,
+    rows: list[StoredResource],
+    *,
+    subtype: str = "read",
+    locale: str | None = None,
+) -> list[dict[str, Any]]:
     """The rows' current content as `caller` sees it: `Patient.link` added, the stored
     security labels merged into `meta.security`, the notices of a disclosure added (and
-    audited); deleted rows left out."""
+    audited: `subtype` and `locale` as `disclosed` takes them); deleted rows left out."""
     current = [r for r in rows if r.content is not None]
     contents = with_links(session, caller, current)
     labelled = labelling.labelled(
@@ -169,6 +182,8 @@ def shown(session: Session, caller: Caller, rows: list[StoredResource]) -> list[
         session,
         caller,
         [(r.pk, r.version, c) for r, c in zip(current, labelled, strict=True)],
+        subtype=subtype,
+        locale=locale,
     )
 
 
