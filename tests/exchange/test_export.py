@@ -20,6 +20,7 @@ from sqlalchemy import func, select, update
 
 from consent.codes import ICD10
 from exchange.models import ExportChunk, ExportJob
+from exchange.resources import STORE_TYPES
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
 from puente.settings import get_settings
@@ -403,3 +404,48 @@ def test_capability_statement_declares_export(client: TestClient) -> None:
     definition = client.get("/fhir/OperationDefinition/export", headers=HGCJ)
     assert definition.status_code == 200
     OperationDefinition.model_validate(definition.json())
+
+
+def test_status_is_202_with_progress_until_the_task_has_run(
+    client: TestClient, records: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exchange.tasks import export_task
+    from puente import tasks
+
+    sent: list[tuple[str, tuple[Any, ...]]] = []
+    monkeypatch.setattr(tasks, "_send", lambda name, args: sent.append((name, args)))
+    status_path = _status_path(_kick_off(client, "$export", HGCJ))
+    waiting = client.get(status_path, headers=HGCJ)
+    assert waiting.status_code == 202
+    assert waiting.headers["Retry-After"] == "2"
+    types = len(STORE_TYPES)  # system level: every stored type the scopes allow
+    assert waiting.headers["X-Progress"] == f"0 resources written; 0 of {types} types done"
+    ((_task, args),) = [s for s in sent if s[0] == "puente.exchange.export"]
+    export_task.apply(args=args)
+    export_task.apply(args=args)  # a redelivery finds the job finished: nothing twice
+    manifest = _manifest(client, status_path, HGCJ)
+    assert {o["type"]: o["count"] for o in manifest["output"]} == {
+        "Condition": 2,
+        "Organization": 4,
+        "Patient": 1,
+    }
+
+
+def test_a_failed_export_answers_500_with_an_operation_outcome(
+    client: TestClient, records: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from exchange import export_run
+
+    def broken(*_: Any, **__: Any) -> bool:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(export_run, "run_page", broken)
+    status_path = _status_path(_kick_off(client, "$export", HGCJ))
+    failed = client.get(status_path, headers=HGCJ)
+    assert failed.status_code == 500
+    outcome = failed.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["code"] == "exception"
+    assert "fire" not in failed.text
+    es = client.get(status_path, headers={**HGCJ, "Accept-Language": "es-MX"})
+    assert es.json()["issue"][0]["details"]["text"].startswith("La exportación falló")
