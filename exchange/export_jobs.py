@@ -327,6 +327,12 @@ def output_files(session: Session, job: ExportJob) -> list[OutputFile]:
     return sorted(files, key=lambda f: (order.get(f.res_type, len(order)), f.file_no))
 
 
+def files_of(session: Session, *, job_id: str) -> list[OutputFile]:
+    """The files of a completed export (none while it runs): for operators and the demo."""
+    job = session.get(ExportJob, job_id)
+    return output_files(session, job) if job is not None and job.status == COMPLETED else []
+
+
 @dataclass(frozen=True)
 class FileParts:
     """A file's chunk ids in order, and what its download's audit row names."""

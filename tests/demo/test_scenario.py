@@ -157,3 +157,30 @@ def test_a_break_the_glass_episode_waits_for_review(
         },
     )
     assert again.status_code == 201, again.text
+
+
+def test_the_demo_exports_a_group_through_the_gate(client: TestClient) -> None:
+    _loaded, printed = _run()
+    tokens = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in printed.splitlines()
+        if line.startswith("export ")
+    )
+    assert "Bulk export" in printed
+    assert "Patient-1.ndjson (2)" in printed  # José's El Paso and (linked) Juárez records
+    status_line = next(line for line in printed.splitlines() if "$export-status/" in line)
+    status_url = status_line.split()[-1].replace("\\$", "$")
+    path = status_url.removeprefix("http://127.0.0.1:8000")
+    headers = {"Authorization": f"Bearer {tokens['CLINICIAN']}"}
+    manifest = client.get(path, headers=headers)
+    assert manifest.status_code == 200, manifest.text
+    patients = next(o for o in manifest.json()["output"] if o["type"] == "Patient")
+    lines = client.get(patients["url"].removeprefix("http://127.0.0.1:8000"), headers=headers)
+    assert sorted(line.split('"id":"')[1].split('"')[0] for line in lines.text.splitlines()) == [
+        "hgcj-demo-patient",
+        "umcep-demo-patient",
+    ]
+    # Someone else's token: as if the export did not exist.
+    assert (
+        client.get(path, headers={"Authorization": f"Bearer {tokens['UMCEP']}"}).status_code == 404
+    )
