@@ -172,7 +172,7 @@ def _kick_off(
     path: str,
     group_id: str | None = None,
 ) -> Response:
-    ctx.note("operation", "E", entities=[path])
+    ctx.note("operation", "E", entities=[path.lstrip("/")])
     export_jobs.authorize(caller, level)
     check_accept(request)
     if "respond-async" not in preferences(request):

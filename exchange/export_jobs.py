@@ -251,13 +251,13 @@ def _owns(job: ExportJob, caller: Caller) -> bool:
 
 def find(session: Session, caller: Caller, *, job_id: str) -> ExportJob:
     """The caller's own job. Anyone else's, or a cancelled one, is not found (404); one
-    whose files expired is gone (410), its files purged now if the beat has not yet."""
+    past its `expires_at` is gone (410) from that instant, whether or not the beat task
+    has purged its files yet."""
     job = session.get(ExportJob, job_id[:36])
     if job is None or not _owns(job, caller) or job.status == CANCELLED:
         raise NotFound(N_("error.export_job_not_found"))
-    if job.status != EXPIRED and job.expires_at is not None and job.expires_at <= utcnow():
-        _purge(session, job)
-    if job.status == EXPIRED:
+    expired = job.expires_at is not None and job.expires_at <= utcnow()
+    if job.status == EXPIRED or expired:
         raise Gone(N_("error.export_expired"))
     return job
 

@@ -292,13 +292,17 @@ def test_expired_files_are_purged_and_the_status_is_gone(client: TestClient, rec
 
     first = _status_path(_kick_off(client, "$export", HGCJ))
     second = _status_path(_kick_off(client, "$export?_type=Patient", HGCJ))
-    _manifest(client, first, HGCJ)
+    file_path = _manifest(client, first, HGCJ)["output"][0]["url"].removeprefix(BASE)
     past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     with session_factory()() as session:
         session.execute(update(ExportJob).values(expires_at=past))
         session.commit()
+    assert client.get(first, headers=HGCJ).status_code == 410  # at once, purged or not
+    assert client.get(file_path, headers=HGCJ).status_code == 410
+    with session_factory()() as session:
+        assert (session.scalar(select(func.count()).select_from(ExportChunk)) or 0) > 0
     purge_exports.apply()  # what beat runs every ten minutes
-    for path in (first, second):
+    for path in (first, second, file_path):
         gone = client.get(path, headers=HGCJ)
         assert gone.status_code == 410
         assert gone.json()["issue"][0]["code"] == "deleted"
