@@ -21,7 +21,7 @@ from consent import service as labelling
 from consent.codes import ACT_CODE, ACT_REASON, CONSENT_SCOPE, LOINC, PARTICIPATION_TYPE
 from demo.codes import ICD10_CM, ICD10_WHO, UCUM
 from demo.generator import CURP_SYSTEM, SSN_SYSTEM, generate
-from exchange import bulk, store, writes
+from exchange import bulk, export_jobs, store, writes
 from exchange import service as exchange
 from exchange.matching import review as mpi_review
 from puente.auth import service as auth
@@ -448,6 +448,18 @@ def _clinician(practitioner: dict[str, object]) -> Caller:
     )
 
 
+def _link_jose(session: Session, officer: UserAccount) -> None:
+    """José's two registrations (`José Luis Ramírez Anchondo` in Juárez, `Joe L. Ramirez`
+    with a month-first birth date in El Paso) leave the matcher in doubt; HGCJ's consent
+    officer, the MPI's steward, links them after a call to the patient."""
+    mpi_review.link_by_hand(
+        session,
+        _officer(session, officer),
+        first=f"Patient/{HGCJ.patient['id']}",
+        second=f"Patient/{UMCEP.patient['id']}",
+    )
+
+
 def _break_glass_episode(session: Session, officer: UserAccount) -> None:
     mpi_review.link_by_hand(
         session,
@@ -514,6 +526,7 @@ def _load(session: Session) -> dict[str, str]:
     _register_identifier_systems(session)
     _record_consents(session, officers)
     _cross_border_reads(session)
+    _link_jose(session, officers[HGCJ.code])
     _break_glass_episode(session, officers[HGCJ.code])
     settings = get_settings()
     auth.add_app(
@@ -790,6 +803,65 @@ def _print(
     )
 
 
+# Bulk export (issue 6): El Paso's ER follow-up list holds José's El Paso record; its
+# Group-level `$export` by Dr. Chávez holds his compartment and, through the MPI link and
+# the disclosure gate, the Juárez records his Consent (or the open break-the-glass grant)
+# lets El Paso see.
+EXPORT_GROUP = {
+    "resourceType": "Group",
+    "id": "umcep-demo-er-followup",
+    "type": "person",
+    "actual": True,
+    "name": "ER follow-up",
+    "member": [{"entity": {"reference": f"Patient/{UMCEP.patient['id']}"}}],
+}
+
+
+def _demo_export(console: Console) -> None:
+    """Run a Group-level export as El Paso's clinician and print its files."""
+    base = get_settings().fhir_base_url
+    with unit_of_work() as session:
+        store.put(session, owner=UMCEP.code, owner_country=UMCEP.country, resource=EXPORT_GROUP)
+        job = export_jobs.kick_off(
+            session,
+            _clinician(UMCEP.clinician),
+            level=export_jobs.GROUP,
+            request=export_jobs.ExportRequest(),
+            request_url=f"{base}/Group/{EXPORT_GROUP['id']}/$export",
+            locale=get_settings().default_locale,
+            group_id=str(EXPORT_GROUP["id"]),
+        )
+        job_id = job.id
+    # With no broker the export ran when that transaction committed; with one, a worker
+    # is writing it: its status URL says when it is done.
+    with unit_of_work() as session:
+        files = export_jobs.files_of(session, job_id=job_id)
+    counts = ", ".join(f"{f.name} ({f.count})" for f in files) or "still running"
+    console.print(
+        f"\n[bold]Bulk export[/bold]: El Paso's clinician exported the group "
+        f"{EXPORT_GROUP['id']} through the disclosure gate: {counts}.",
+        highlight=False,
+    )
+    calls = [
+        (
+            "Kick off a Patient-level export as El Paso's clinician (Prefer: respond-async)",
+            f'curl -si -H "Authorization: Bearer $CLINICIAN" -H "Prefer: respond-async" '
+            f'"{base}/Patient/\\$export?_type=Patient,Condition"',
+        ),
+        (
+            "Poll the Content-Location it answers (202 while running, then the manifest)",
+            f'curl -s -H "Authorization: Bearer $CLINICIAN" {base}/\\$export-status/{job_id}',
+        ),
+        (
+            "Download a file of the manifest (NDJSON; every download is audited)",
+            f'curl -s -H "Authorization: Bearer $CLINICIAN" '
+            f"{base}/\\$export-file/{job_id}/Patient-1.ndjson",
+        ),
+    ]
+    for title, call in calls:
+        console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
+
+
 def run(console: Console | None = None, *, synthetic_patients: int = SYNTHETIC_PATIENTS) -> bool:
     """Load the scenario unless it is there; print accounts, tokens and calls.
 
@@ -806,4 +878,6 @@ def run(console: Console | None = None, *, synthetic_patients: int = SYNTHETIC_P
     with unit_of_work() as session:
         tokens = _tokens(session)
     _print(console, secrets, tokens, loaded, time.perf_counter() - started)
+    if loaded:
+        _demo_export(console)
     return loaded

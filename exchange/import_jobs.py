@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from exchange import bulk
+from exchange import bulk, jobs
 from exchange.models import ImportJob, ImportJobError
 from puente.audit import service as audit
 from puente.auth import scopes as scope_text
@@ -37,14 +37,16 @@ BATCH = 500
 AUDIT_REFERENCES = 50
 SOURCE = "$import"
 
+
+# The job states shared with `$export` (exchange.jobs), under the names callers use here.
 QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED = (
-    "queued",
-    "running",
-    "completed",
-    "failed",
-    "cancelled",
+    jobs.QUEUED,
+    jobs.RUNNING,
+    jobs.COMPLETED,
+    jobs.FAILED,
+    jobs.CANCELLED,
 )
-FINISHED = frozenset({COMPLETED, FAILED, CANCELLED})
+FINISHED = jobs.FINISHED
 
 
 class PayloadTooLarge(PuenteError):

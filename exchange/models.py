@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     Numeric,
     String,
+    Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -194,3 +195,75 @@ class ImportJobError(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("import_job.id", ondelete="CASCADE"))
     line: Mapped[int] = mapped_column(Integer)
     issues: Mapped[list[dict[str, Any]]] = mapped_column(JSONDocument)
+
+
+class ExportJob(Base):
+    """An asynchronous `$export` (FHIR Bulk Data): who asked, what for, how far it got.
+
+    The caller's claims are kept so that the task, which has no request, asks the
+    disclosure gate as that caller. Each page of resources commits with the job's cursor
+    (`type_index`, `after_pk`), so a worker that dies resumes after the last committed
+    page. Its files (`ExportChunk`) are purged at `expires_at`."""
+
+    __tablename__ = "export_job"
+    __table_args__ = (
+        Index("ix_export_job_subject_created", "subject", "created_at"),
+        Index("ix_export_job_status_expires", "status", "expires_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    # The kick-off token's claims: enough to rebuild its `Caller`.
+    subject: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(32))
+    org_code: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    country: Mapped[str | None] = mapped_column(String(2), nullable=True)
+    fhir_user: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    purpose_of_use: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[str] = mapped_column(String(2000))
+    locale: Mapped[str] = mapped_column(String(8))
+    # What was asked: system | patient | group; the Group's id; the kick-off URL.
+    level: Mapped[str] = mapped_column(String(8))
+    group_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Group level: the members' Patient ids, closed over the MPI's links at kick-off.
+    patients: Mapped[list[str] | None] = mapped_column(JSONDocument, nullable=True)
+    request_url: Mapped[str] = mapped_column(String(2000))
+    types: Mapped[str] = mapped_column(String(2000))  # comma list, in the order exported
+    since: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # exchange.jobs
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Resources changed after this instant are left out (Bulk Data: transactionTime).
+    transaction_time: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # The cursor: the type being exported, the last pk looked at, its file and fill.
+    type_index: Mapped[int] = mapped_column(Integer, default=0)
+    after_pk: Mapped[int] = mapped_column(BigId, default=0)
+    file_no: Mapped[int] = mapped_column(Integer, default=1)
+    file_count: Mapped[int] = mapped_column(Integer, default=0)
+    resources_done: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(128), nullable=True)  # a catalog key
+
+
+class ExportChunk(Base):
+    """One page of an export's output: NDJSON lines of one type, a part of file `file_no`
+    (a file is its chunks in `chunk_no` order). In the database, so that the worker that
+    writes it and the API process that serves it may run on different machines."""
+
+    __tablename__ = "export_chunk"
+    __table_args__ = (
+        UniqueConstraint(
+            "job_id", "res_type", "file_no", "chunk_no", name="uq_export_chunk_position"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("export_job.id", ondelete="CASCADE"))
+    res_type: Mapped[str] = mapped_column(String(64))
+    file_no: Mapped[int] = mapped_column(Integer)
+    chunk_no: Mapped[int] = mapped_column(Integer)
+    count: Mapped[int] = mapped_column(Integer)
+    content: Mapped[str] = mapped_column(Text, deferred=True)
+    # `Type/id` of each resource and the Patients they are about: the download's audit row.
+    entity_refs: Mapped[list[str]] = mapped_column(JSONDocument, deferred=True)
+    patient_refs: Mapped[list[str]] = mapped_column(JSONDocument, deferred=True)

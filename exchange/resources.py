@@ -143,6 +143,7 @@ _OTHER_TYPES = (
     "DocumentReference",
     "Provenance",
     "Consent",
+    "Group",
 )
 
 

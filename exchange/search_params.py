@@ -313,6 +313,30 @@ CONSENT = (
     ),
 )
 
+# A hospital's list of patients (a cohort, a clinic's panel): what a Group-level
+# `$export` exports the compartments of.
+GROUP = (
+    _identifier(),
+    p("type", T, "The type of resources the group contains", "type"),
+    p("code", T, "The kind of resources contained", "code"),
+    p("actual", T, "Descriptive or actual", "actual"),
+    p(
+        "member",
+        R,
+        "Reference to the group member",
+        "member.entity",
+        targets=("Patient", "Practitioner", "PractitionerRole", "Group"),
+    ),
+    p("characteristic", T, "Kind of characteristic", "characteristic.code"),
+    p(
+        "managing-entity",
+        R,
+        "Entity that is the custodian of the Group's definition",
+        "managingEntity",
+        targets=("Organization", "Practitioner", "PractitionerRole"),
+    ),
+)
+
 BY_TYPE: dict[str, tuple[SearchParam, ...]] = {
     "Practitioner": PRACTITIONER,
     "PractitionerRole": PRACTITIONER_ROLE,
@@ -330,4 +354,5 @@ BY_TYPE: dict[str, tuple[SearchParam, ...]] = {
     "DocumentReference": DOCUMENT_REFERENCE,
     "Provenance": PROVENANCE,
     "Consent": CONSENT,
+    "Group": GROUP,
 }

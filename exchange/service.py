@@ -107,13 +107,16 @@ def disclosed(
     shown: Sequence[tuple[int, int, dict[str, Any]]],
     *,
     subtype: str = "read",
+    locale: str | None = None,
 ) -> list[dict[str, Any]]:
     """What leaves for `caller`, as (pk, version, content) shown: each record another
     hospital discloses gets the notices its decision obliges (42 CFR 2.32, break-the-
-    glass) in `meta.extension`, and the request's disclosure audit row names it. Outside a
-    request (CLI, tasks, the demo) the row is written here, with `subtype` saying how the
-    records were asked for (read, vread, search-type, history...: the accounting of
-    disclosures shows it); in a request, the request's first audit note says it."""
+    glass) in `meta.extension`, and the request's disclosure audit row names it.
+
+    Outside a request (CLI, tasks such as `$export`, the demo) the row is written here,
+    with `subtype` saying how the records were asked for (read, vread, search-type,
+    history, export...: the accounting of disclosures shows it), and the notices are in
+    `locale` (the caller's); in a request, the request's first audit note says it."""
     gate = gate_for(session, caller)
     entities, patients, glass = gate.disclosures(shown)
     if entities:
@@ -131,7 +134,7 @@ def disclosed(
                 patients=patients,
                 outcome_detail="break-the-glass" if glass else None,
             )
-    locale = _locale()
+    locale = locale or _locale()
     result = []
     for pk, version, content in shown:
         decision = gate.decision(pk, version)
@@ -165,11 +168,16 @@ def with_notices(content: dict[str, Any], decision: Decision, locale: str) -> di
 
 
 def shown(
-    session: Session, caller: Caller, rows: list[StoredResource], *, subtype: str = "read"
+    session: Session,
+    caller: Caller,
+    rows: list[StoredResource],
+    *,
+    subtype: str = "read",
+    locale: str | None = None,
 ) -> list[dict[str, Any]]:
     """The rows' current content as `caller` sees it: `Patient.link` added, the stored
     security labels merged into `meta.security`, the notices of a disclosure added (and
-    audited); deleted rows left out."""
+    audited: `subtype` and `locale` as `disclosed` takes them); deleted rows left out."""
     current = [r for r in rows if r.content is not None]
     contents = with_links(session, caller, current)
     labelled = labelling.labelled(
@@ -180,6 +188,7 @@ def shown(
         caller,
         [(r.pk, r.version, c) for r, c in zip(current, labelled, strict=True)],
         subtype=subtype,
+        locale=locale,
     )
 
 

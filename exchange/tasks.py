@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextvars
+
 from sqlalchemy.orm import Session
 
-from exchange import bulk, import_jobs
+from exchange import bulk, export_jobs, export_run, import_jobs
 from puente.db import retrying, unit_of_work
 from puente.tasks import celery_app
+from translation.i18n import N_
 
 
 @celery_app.task(name=import_jobs.IMPORT_TASK, acks_late=True)
@@ -48,3 +51,33 @@ def _next_batch(run: import_jobs.Run) -> bool:
         if not bulk.lost_to_another(exc):
             raise
     return retrying(lambda session: import_jobs.run_batch(session, run=run, transient=True))
+
+
+@celery_app.task(name=export_jobs.EXPORT_TASK, acks_late=True)
+def export_task(job_id: str) -> None:
+    """Write an `$export` job's files, a page per transaction, from where it stopped.
+
+    Run in a context of its own: with no broker the task runs in the kick-off request's
+    thread after it commits, and the disclosures it makes must be audited as the
+    export's (written by `service.shown` itself), not noted on that finished request."""
+    contextvars.Context().run(_export, job_id)
+
+
+def _export(job_id: str) -> None:
+    if not retrying(lambda session: export_run.begin(session, job_id=job_id)):
+        return
+    try:
+        while retrying(lambda session: export_run.run_page(session, job_id=job_id)):
+            pass
+    except Exception:
+        # Its partial files are deleted; the status says the export failed (500).
+        with unit_of_work() as session:
+            export_run.fail(session, job_id=job_id, error=N_("error.export_failed"))
+        raise
+
+
+@celery_app.task(name=export_jobs.PURGE_TASK, acks_late=True)
+def purge_exports() -> None:
+    """Delete the files of exports past their retention (Celery beat, every 10 minutes)."""
+    with unit_of_work() as session:
+        export_jobs.purge_expired(session)

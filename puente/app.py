@@ -72,6 +72,7 @@ def create_app() -> FastAPI:
     from consent.breakglass_api import fhir_router as btg_router
     from consent.breakglass_api import review_router as btg_review_router
     from exchange.api import router as exchange_router
+    from exchange.export_api import router as export_router
     from exchange.import_api import router as import_router
     from exchange.matching.api import router as matching_router
     from exchange.matching.review_api import router as review_router
@@ -85,6 +86,7 @@ def create_app() -> FastAPI:
     app.include_router(fhir_router)
     app.include_router(audit_router)
     app.include_router(import_router)  # before the store's generic /fhir/{type}/{id}
+    app.include_router(export_router)  # $export, Patient/$export, Group/{id}/$export: too
     app.include_router(matching_router)  # Patient/$match, $ihe-pix: before the store's too
     app.include_router(review_router)
     app.include_router(btg_router)  # Patient/{id}/$break-the-glass: before the store's too

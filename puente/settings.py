@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     broker_visibility_timeout: int = Field(default=3600, ge=1)
     # The largest NDJSON body `POST /fhir/$import` accepts (413 beyond it).
     import_max_bytes: int = Field(default=200 * 1024 * 1024, ge=1)
+    # `$export`: how long a completed export's files are kept (then purged: its status
+    # answers 410), and the most resources one NDJSON file holds (a type splits beyond).
+    export_retention_seconds: int = Field(default=24 * 3600, ge=60)
+    export_file_max_resources: int = Field(default=10_000, ge=1)
     # The jurisdiction policy the disclosure gate applies (a TOML file laid out like
     # consent/policies/default.toml); unset: the shipped defaults.
     consent_policy: Path | None = None

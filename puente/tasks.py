@@ -58,6 +58,8 @@ def _make_celery() -> Celery:
             "purge-expired-auth-state": {"task": "puente.auth.purge_expired", "schedule": 600.0},
             # Due notification retries, and messages a dead worker left `sending`.
             "sweep-notification-outbox": {"task": "puente.notify.sweep", "schedule": 30.0},
+            # `$export` files past their retention (exchange.export_jobs).
+            "purge-expired-exports": {"task": "puente.exchange.export_purge", "schedule": 600.0},
         },
         imports=(
             "puente.audit.tasks",

@@ -257,10 +257,13 @@ def test_the_demo_patient_reads_his_accounting_of_disclosures(client: TestClient
     )
     assert response.status_code == 200, response.text
     events = [e["resource"] for e in response.json()["entry"]]
-    # Dr. Chávez's read and search under José's Consent, newest first
-    assert len(events) == 2
-    assert "buscó y recibió" in events[0]["text"]["div"]
-    assert "consultó" in events[1]["text"]["div"]
+    # Dr. Chávez's read and search under José's Consent, then the export of his linked El
+    # Paso record's group (one row per file page), newest first
+    *exported, searched, viewed = [e["text"]["div"] for e in events]
+    assert "consultó" in viewed
+    assert "buscó y recibió" in searched
+    assert exported
+    assert all("exportó" in text for text in exported)
     for event in events:
         assert "University Medical Center of El Paso (Estados Unidos)" in event["text"]["div"]
         assert event["agent"][0]["who"]["reference"] == "Practitioner/umcep-demo-clinician"
@@ -269,4 +272,31 @@ def test_the_demo_patient_reads_his_accounting_of_disclosures(client: TestClient
         headers={"Authorization": f"Bearer {tokens['OFFICER']}", "Accept": "text/csv"},
     )
     assert download.status_code == 200
-    assert len(download.text.strip().splitlines()) == 3  # the header and two disclosures
+    assert len(download.text.strip().splitlines()) == 1 + len(events)  # a header, then each
+
+
+def test_the_demo_exports_a_group_through_the_gate(client: TestClient) -> None:
+    _loaded, printed = _run()
+    tokens = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in printed.splitlines()
+        if line.startswith("export ")
+    )
+    assert "Bulk export" in printed
+    assert "Patient-1.ndjson (2)" in printed  # José's El Paso and (linked) Juárez records
+    status_line = next(line for line in printed.splitlines() if "$export-status/" in line)
+    status_url = status_line.split()[-1].replace("\\$", "$")
+    path = status_url.removeprefix("http://127.0.0.1:8000")
+    headers = {"Authorization": f"Bearer {tokens['CLINICIAN']}"}
+    manifest = client.get(path, headers=headers)
+    assert manifest.status_code == 200, manifest.text
+    patients = next(o for o in manifest.json()["output"] if o["type"] == "Patient")
+    lines = client.get(patients["url"].removeprefix("http://127.0.0.1:8000"), headers=headers)
+    assert sorted(line.split('"id":"')[1].split('"')[0] for line in lines.text.splitlines()) == [
+        "hgcj-demo-patient",
+        "umcep-demo-patient",
+    ]
+    # Someone else's token: as if the export did not exist.
+    assert (
+        client.get(path, headers={"Authorization": f"Bearer {tokens['UMCEP']}"}).status_code == 404
+    )
