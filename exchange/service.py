@@ -116,13 +116,13 @@ def disclosed(
     Outside a request (CLI, tasks such as `$export`, the demo) the row is written here,
     with `subtype` saying how the records were asked for (read, vread, search-type,
     history, export...: the accounting of disclosures shows it), and the notices are in
-    `locale` (the caller's); in a request, the request's first audit note says it."""
+    `locale` (the caller's); in a request, the request's row says it too."""
     gate = gate_for(session, caller)
     entities, patients, glass = gate.disclosures(shown)
     if entities:
         ctx = current_context()
         if ctx is not None:
-            ctx.disclosed(entities, patients, break_the_glass=glass)
+            ctx.disclosed(entities, patients, break_the_glass=glass, subtype=subtype)
         else:
             audit.append(
                 session,

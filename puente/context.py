@@ -42,6 +42,8 @@ class Disclosure:
     entities: list[str] = field(default_factory=list)
     patients: list[str] = field(default_factory=list)
     break_the_glass: bool = False
+    # How the records were asked for (read, search-type, match...): the first path's.
+    subtype: str | None = None
 
 
 @dataclass
@@ -54,8 +56,15 @@ class RequestContext:
     audit: list[AuditNote] = field(default_factory=list)
     disclosure: Disclosure | None = None
 
-    def disclosed(self, entities: list[str], patients: list[str], *, break_the_glass: bool) -> None:
-        found = self.disclosure = self.disclosure or Disclosure()
+    def disclosed(
+        self,
+        entities: list[str],
+        patients: list[str],
+        *,
+        break_the_glass: bool,
+        subtype: str | None = None,
+    ) -> None:
+        found = self.disclosure = self.disclosure or Disclosure(subtype=subtype)
         found.entities = list(dict.fromkeys([*found.entities, *entities]))
         found.patients = list(dict.fromkeys([*found.patients, *patients]))
         found.break_the_glass = found.break_the_glass or break_the_glass

@@ -156,7 +156,8 @@ def match(session: Session, caller: Caller, *, request: MatchRequest) -> list[Ca
         )
     }
     ordered = [rows[pk] for pk, _ in scored]
-    contents = store_service.with_links(session, caller, ordered)
+    # Another hospital's Patients leave here: labels, notices and the disclosure row.
+    contents = store_service.shown(session, caller, ordered, subtype="match")
     return [Candidate(content, found) for content, (_, found) in zip(contents, scored, strict=True)]
 
 
@@ -208,6 +209,7 @@ def pix(
     if source is None:  # PIXm ITI-83 case 3: the identifier is not known (here: visible)
         raise NotFound(N_("error.mpi_source_identifier_not_found"))
     found = []
+    returned = []
     for row in links.linked_resources(session, source, visible=visible):
         identifiers = [
             i
@@ -217,4 +219,12 @@ def pix(
         if target_systems and not identifiers:
             continue
         found.append(CrossReference(row.res_id, identifiers))
+        returned.append(row)
+    # The identifiers of another hospital's records are a disclosure: on record.
+    store_service.disclosed(
+        session,
+        caller,
+        [(r.pk, r.version, dict(r.content or {})) for r in returned],
+        subtype="ihe-pix",
+    )
     return found

@@ -360,3 +360,56 @@ def test_the_operation_is_in_the_capability_statement(client: TestClient) -> Non
     assert definition.status_code == 200
     OperationDefinition.model_validate(definition.json())
     assert definition.json()["code"] == "disclosures"
+
+
+def test_match_and_pix_answers_are_disclosures_in_the_accounting(
+    client: TestClient, juarez: None
+) -> None:
+    """`$match` and `$ihe-pix` hand another hospital's Patients (and their identifiers)
+    to the caller: each is a disclosure like a read, and the patient sees it."""
+    from puente.auth import service as auth
+    from tests.matching.test_mpi_match import CURP, MRN_HGCJ, MRN_UMCEP, person
+
+    with session_factory()() as session:
+        auth.add_system(
+            session, code="hgcj", name="HGCJ", country="MX", identifier_systems=(CURP, MRN_HGCJ)
+        )
+        auth.add_system(
+            session, code="umcep", name="UMC", country="US", identifier_systems=(MRN_UMCEP,)
+        )
+        session.commit()
+    _put(client, person(PATIENT, MRN_HGCJ), HGCJ)
+    _put(client, person("umcep-p1", MRN_UMCEP), UMCEP)  # linked automatically
+    described = person("query", MRN_UMCEP)
+    matched = client.post(
+        "/fhir/Patient/$match",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "resource", "resource": described}],
+        },
+        headers={**DOCTOR, **fhir_json()},
+    )
+    assert matched.status_code == 200, matched.text
+    assert f"Patient/{PATIENT}" in {
+        e["fullUrl"].split("/fhir/")[1] for e in matched.json()["entry"]
+    }
+    pix = client.get(
+        "/fhir/Patient/$ihe-pix",
+        params={"sourceIdentifier": f"{MRN_UMCEP}|UMCEP-P1", "targetSystem": CURP},
+        headers=DOCTOR,
+    )
+    assert pix.status_code == 200, pix.text
+    assert pix.json()["parameter"], pix.text
+
+    newest, oldest = _events(_accounting(client, language="es"))
+    assert "cotejó con sus pacientes" in _narrative(oldest)
+    assert "cotejó con sus pacientes" in _narrative(newest)
+    with session_factory()() as session:
+        subtypes = list(
+            session.scalars(
+                select(AuditEntry.subtype)
+                .where(AuditEntry.event_type == "disclosure")
+                .order_by(AuditEntry.id)
+            )
+        )
+    assert subtypes == ["match", "ihe-pix"]
