@@ -1,8 +1,8 @@
 """Property test of the disclosure gate (issue 6, acceptance): hypothesis generates
 patients with labelled records, their Consents and a caller; every path of the store
 (read, vread, instance history, search with `_total` and `_summary=count`, `_include`,
-`_revinclude`, type history) must show the caller exactly the records the engine
-permits: no denied record leaves, and no count or status reveals one.
+`_revinclude`, type history, Patient-level `$export`) must show the caller exactly the
+records the engine permits: no denied record leaves, and no count or status reveals one.
 
 The oracle is `consent.engine.decide` on the record's facts (owner, labels as the owner
 reads them, patient) and the Consents as written: the engine's rules are tested by the
@@ -12,6 +12,7 @@ decision table; this checks that the store's paths apply them, and only them.
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from typing import Any
 
@@ -241,6 +242,38 @@ def test_every_path_shows_exactly_what_the_engine_permits(
     shown = _refs(history.json()) if history.status_code == 200 else set()
     ours = {r for r in shown if any(f"/{pid}-" in r for pid in patient_ids)}
     assert ours == {r for r in expected if r.startswith("Condition/")}
+    exported = _exported(client, headers)
+    if exported is not None:
+        assert {r for r in exported if _in_world(r, patient_ids)} == expected
+
+
+def _exported(client: TestClient, headers: dict[str, str]) -> set[str] | None:
+    """A Patient-level `$export` of Patients and Conditions, as the caller: the records in
+    its files (None: the role may not export)."""
+    kick = client.get(
+        "/fhir/Patient/$export?_type=Patient,Condition",
+        headers={**headers, "Prefer": "respond-async"},
+    )
+    if kick.status_code == 403:
+        return None
+    assert kick.status_code == 202, kick.text
+    base = "http://testserver"
+    status = client.get(kick.headers["content-location"].removeprefix(base), headers=headers)
+    assert status.status_code == 200, status.text  # no broker: it ran after the kick-off
+    found = set()
+    for output in status.json()["output"]:
+        lines = client.get(output["url"].removeprefix(base), headers=headers)
+        assert lines.status_code == 200, lines.text
+        for line in lines.text.splitlines():
+            resource = json.loads(line)
+            found.add(f"{resource['resourceType']}/{resource['id']}")
+    return found
+
+
+def _in_world(ref: str, patient_ids: list[str]) -> bool:
+    return any(
+        ref == f"Patient/{pid}" or ref.startswith(f"Condition/{pid}-") for pid in patient_ids
+    )
 
 
 def _ids_of(client: TestClient, pid: str) -> list[str]:
