@@ -32,6 +32,23 @@ PUENTE = Path(sys.executable).with_name("puente")
 
 
 @contextmanager
+def kept_database(server_url: str, name: str) -> Iterator[tuple[str, bool]]:
+    """A named PostgreSQL database that outlives the run, so that a large load is done
+    once and measured again later (on a quieter machine): its URL, and whether it was
+    there already. `DROP DATABASE` it when done."""
+    server = make_url(server_url)
+    admin = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    with admin.connect() as conn:
+        existed = bool(
+            conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first()
+        )
+        if not existed:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    yield server.set(database=name).render_as_string(hide_password=False), existed
+
+
+@contextmanager
 def fresh_database(server_url: str | None, label: str) -> Iterator[str]:
     """A new, empty PostgreSQL database on `server_url`'s server, or with no server a
     SQLite file in a temporary folder; dropped (or deleted) afterwards."""

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,7 @@ from benchmarks.harness import (
     closed_loop,
     environment,
     fresh_database,
+    kept_database,
     percentile,
     prepare,
     serve,
@@ -108,25 +111,58 @@ def parameters(patient: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _use(database_url: str, secret_key: str) -> None:
+    """The settings a kept database is measured with (prepare's, without the load)."""
+    from puente.settings import get_settings
+
+    os.environ.update(environment(database_url, secret_key))
+    os.environ.pop("PUENTE_BROKER_URL", None)
+    get_settings.cache_clear()
+
+
+@contextmanager
+def _database(args: argparse.Namespace) -> Iterator[tuple[str, bool]]:
+    if args.keep:
+        with kept_database(args.database_url, args.keep) as found:
+            yield found
+    else:
+        with fresh_database(args.database_url, "match") as url:
+            yield url, False
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--database-url", default=DEFAULT_SERVER, help="PostgreSQL server URL")
     parser.add_argument("--patients", type=int, default=200_000)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument(
+        "--keep",
+        metavar="NAME",
+        help="load into database NAME and keep it; a later run with the same NAME only "
+        "measures (drop it yourself when done)",
+    )
+    parser.add_argument("--load-only", action="store_true", help="with --keep: do not measure")
     args = parser.parse_args()
-    secret_key = secrets.token_urlsafe(48)
+    # Tokens are signed with it: a kept database is measured with the same key.
+    secret_key = os.environ.get("PUENTE_BENCH_SECRET_KEY") or secrets.token_urlsafe(48)
     with (
         tempfile.TemporaryDirectory(prefix="puente-bench-") as scratch,
-        fresh_database(args.database_url, "match") as database_url,
+        _database(args) as (database_url, loaded),
     ):
         folders, queries = write_patients(Path(scratch), args.patients)
-        prepare(database_url, secret_key)
         env = os.environ | environment(database_url, secret_key)
-        seconds = {}
-        for system, path in folders.items():
-            seconds[system] = load(path, system, env)
-            analyze(database_url)
+        seconds: dict[str, float] = {}
+        if loaded:
+            _use(database_url, secret_key)
+        else:
+            prepare(database_url, secret_key)
+            for system, path in folders.items():
+                seconds[system] = load(path, system, env)
+                analyze(database_url)
+        if args.load_only:
+            print(f"loaded into {database_url} in {sum(seconds.values()):.0f} s")
+            return 0
         counts = link_counts(database_url)
         token = system_token("hgcj", "MX", "system/*.rs")
         bodies = [parameters(q) for q in queries]
@@ -141,10 +177,10 @@ def main() -> int:
             latencies, errors = closed_loop(
                 url, token, match, total=args.requests, clients=args.clients, max_seconds=180
             )
-    loaded = ", ".join(f"{system} {s:.0f} s" for system, s in seconds.items())
+    took = ", ".join(f"{system} {s:.0f} s" for system, s in seconds.items()) or "earlier"
     print(
         f"$match latency: {args.patients} patients stored (puente import with matching: "
-        f"{loaded}), PostgreSQL, one uvicorn worker, {args.clients} clients"
+        f"{took}), PostgreSQL, one uvicorn worker, {args.clients} clients"
     )
     print(f"links after import: {json.dumps(counts, sort_keys=True)}")
     print(
