@@ -313,7 +313,8 @@ class Gate:
             if within is not None:
                 statement = statement.where(within)
             rows = [_row(r) for r in self.session.scalars(statement)]
-            allowed = [r.pk for r in rows if self._decide_rows([r])[0].permit]
+            decisions = self._decide_rows(rows)  # one batch: labels and links looked up once
+            allowed = [r.pk for r, d in zip(rows, decisions, strict=True) if d.permit]
             if allowed:
                 base = or_(base, StoredResource.pk.in_(allowed))
         if within is None:
@@ -465,17 +466,23 @@ class Gate:
     # ---- what the response says -----------------------------------------------------------
 
     def withheld(
-        self, resource_type: str, within: ColumnElement[bool], *, visible: ColumnElement[bool]
+        self,
+        resource_type: str | None,
+        within: ColumnElement[bool],
+        *,
+        visible: ColumnElement[bool],
     ) -> bool:
-        """Whether rows of `resource_type` inside `within` were left out (`visible` is the
-        gate's clause there) that a break-the-glass by this caller would open (engine:
-        `btg_possible`). Asked of a bounded sample of another hospital's records."""
+        """Whether rows of `resource_type` (None: of any type) inside `within` were left
+        out (`visible` is the gate's clause there) that a break-the-glass by this caller
+        would open (engine: `btg_possible`). Asked of a bounded sample of another
+        hospital's records."""
         if self.role not in self.policy.btg_roles or not self.own:
             return False
+        of_type = true() if resource_type is None else StoredResource.res_type == resource_type
         statement = (
             select(StoredResource)
             .where(
-                StoredResource.res_type == resource_type,
+                of_type,
                 StoredResource.deleted.is_(False),
                 StoredResource.owner != self.own,
                 StoredResource.owner != PUENTE_OWNER,
