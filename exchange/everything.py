@@ -31,7 +31,6 @@ from sqlalchemy import (
     case,
     exists,
     false,
-    func,
     or_,
     select,
     true,
@@ -50,6 +49,7 @@ from puente.errors import Forbidden, Gone, InvalidRequest, Issue
 from puente.fhir import keyset
 from puente.fhir.dates import date_range
 from puente.fhir.keyset import Key
+from puente.fhir.sql import among
 from translation.i18n import N_
 
 DEFAULT_COUNT = 50
@@ -235,69 +235,79 @@ def _care_period(request: EverythingRequest) -> ColumnElement[bool]:
     return or_(*alternatives)
 
 
-def _wanted(request: EverythingRequest) -> ColumnElement[bool]:
-    """`_type` and `_since`: what the response keeps of the set."""
-    clauses: list[ColumnElement[bool]] = []
-    if request.types is not None:
-        clauses.append(StoredResource.res_type.in_(request.types))
-    if request.since is not None:
-        clauses.append(StoredResource.last_updated >= request.since)
-    return and_(true(), *clauses)
+@dataclass(frozen=True, slots=True)
+class _Row:
+    res_type: str
+    last_updated: dt.datetime
 
 
-def _typed(session: Session, pks: Iterable[int]) -> dict[int, str]:
-    """The live rows among `pks`, with their types."""
+Rows = dict[int, _Row]  # live rows by pk
+
+
+def _live(session: Session, pks: Iterable[int]) -> Rows:
+    """The live rows among `pks`, with what `_type` and `_since` read."""
     wanted = sorted(set(pks))
     if not wanted:
         return {}
-    return dict(
-        session.execute(
-            select(StoredResource.pk, StoredResource.res_type).where(
-                StoredResource.pk.in_(wanted), StoredResource.deleted.is_(False)
+    found = session.execute(
+        select(StoredResource.pk, StoredResource.res_type, StoredResource.last_updated).where(
+            _among(session, StoredResource.pk, wanted), StoredResource.deleted.is_(False)
+        )
+    ).all()
+    return {pk: _Row(res_type, last_updated) for pk, res_type, last_updated in found}
+
+
+def _among(session: Session, column: Any, pks: Iterable[int]) -> ColumnElement[bool]:
+    return among(session.get_bind().dialect.name, column, pks)
+
+
+def _readable(caller: Caller, rows: Rows) -> set[str]:
+    return {r.res_type for r in rows.values() if caller.may(r.res_type, Interaction.READ)}
+
+
+def _gated(
+    session: Session, gate: Gate, caller: Caller, rows: Rows, *extra: ColumnElement[bool]
+) -> Rows:
+    """The rows the caller may see (and that meet `extra`): the gate's clause for their
+    types, its engine asked only about them, in one batch."""
+    types = _readable(caller, rows)
+    if not types:
+        return {}
+    within = _among(session, StoredResource.pk, rows)
+    visible = gate.clause_of(types, within=within)
+    found = session.scalars(select(StoredResource.pk).where(within, visible, *extra))
+    return {pk: rows[pk] for pk in found}
+
+
+def _compartment(session: Session, person: Sequence[str]) -> tuple[Rows, list[int]]:
+    """The person's compartments (R4 compartmentdefinition-patient), their Patient
+    records included; and the pks of those Patient records."""
+    patients = list(
+        session.scalars(
+            select(StoredResource.pk).where(
+                StoredResource.res_type == "Patient", StoredResource.res_id.in_(person)
             )
-        ).all()
+        )
     )
-
-
-def _visible(
-    gate: Gate, caller: Caller, rows: dict[int, str], within: ColumnElement[bool]
-) -> ColumnElement[bool]:
-    """Exactly the rows inside `within` (of the types in `rows`) the caller may see and
-    read: one gate clause per type, asked only about the rows inside `within`."""
-    alternatives = [
-        and_(StoredResource.res_type == t, gate.clause(t, within=within))
-        for t in sorted(set(rows.values()))
-        if caller.may(t, Interaction.READ)
-    ]
-    return or_(false(), *alternatives)
-
-
-def _select_pks(session: Session, *clauses: ColumnElement[bool]) -> list[int]:
-    return list(session.scalars(select(StoredResource.pk).where(*clauses)))
-
-
-def _compartment(session: Session, person: Sequence[str]) -> dict[int, str]:
-    """The person's Patient records and their compartments (live rows, with types)."""
-    patients = select(StoredResource.pk).where(
-        StoredResource.res_type == "Patient", StoredResource.res_id.in_(person)
+    members = session.scalars(
+        select(ReferenceIndex.resource_pk).where(
+            ReferenceIndex.target_id.in_(person),
+            or_(ReferenceIndex.target_type == "Patient", ReferenceIndex.target_type.is_(None)),
+            ReferenceIndex.param.in_(COMPARTMENT_PARAMS),
+        )
     )
-    members = select(ReferenceIndex.resource_pk).where(
-        ReferenceIndex.target_id.in_(person),
-        or_(ReferenceIndex.target_type == "Patient", ReferenceIndex.target_type.is_(None)),
-        ReferenceIndex.param.in_(COMPARTMENT_PARAMS),
-    )
-    return _typed(session, [*session.scalars(patients), *session.scalars(members)])
+    return _live(session, [*patients, *members]), patients
 
 
-def _referenced(session: Session, pks: Sequence[int]) -> dict[int, str]:
-    """What the rows `pks` reference (one level), except Patients: a Patient of this
-    person is in the set already, another person's never belongs in it."""
-    if not pks:
+def _referenced(session: Session, rows: Rows) -> Rows:
+    """What `rows` reference (one level), except Patients: a Patient of this person is in
+    the set already, another person's never belongs in it."""
+    if not rows:
         return {}
     targets = session.execute(
         select(ReferenceIndex.target_type, ReferenceIndex.target_id)
         .where(
-            ReferenceIndex.resource_pk.in_(pks),
+            _among(session, ReferenceIndex.resource_pk, rows),
             ReferenceIndex.target_type.is_not(None),
             ReferenceIndex.target_type != "Patient",
         )
@@ -306,18 +316,17 @@ def _referenced(session: Session, pks: Sequence[int]) -> dict[int, str]:
     wanted = sorted({(t, i) for t, i in targets if t in STORE_TYPES})
     if not wanted:
         return {}
-    found = session.execute(
-        select(StoredResource.pk, StoredResource.res_type).where(
-            tuple_(StoredResource.res_type, StoredResource.res_id).in_(wanted),
-            StoredResource.deleted.is_(False),
+    found = session.scalars(
+        select(StoredResource.pk).where(
+            tuple_(StoredResource.res_type, StoredResource.res_id).in_(wanted)
         )
-    ).all()
-    return dict(found)
+    )
+    return _live(session, found)
 
 
-def _provenance(session: Session, pks: Sequence[int]) -> dict[int, str]:
-    """The Provenance resources whose `target` is one of the rows `pks`."""
-    if not pks:
+def _provenance(session: Session, rows: Rows) -> Rows:
+    """The Provenance resources whose `target` is one of `rows`."""
+    if not rows:
         return {}
     target = aliased(StoredResource)
     found = session.scalars(
@@ -332,21 +341,21 @@ def _provenance(session: Session, pks: Sequence[int]) -> dict[int, str]:
         .where(
             ReferenceIndex.res_type == "Provenance",
             ReferenceIndex.param == "target",
-            target.pk.in_(pks),
+            _among(session, target.pk, rows),
         )
         .distinct()
     )
-    return _typed(session, found)
+    return _live(session, found)
 
 
-def _gated(
-    session: Session, gate: Gate, caller: Caller, rows: dict[int, str], *extra: ColumnElement[bool]
-) -> list[int]:
-    """The pks among `rows` the caller may see (and that meet `extra`)."""
-    if not rows:
-        return []
-    within = StoredResource.pk.in_(sorted(rows))
-    return _select_pks(session, within, _visible(gate, caller, rows, within), *extra)
+def _kept(request: EverythingRequest, rows: Rows) -> list[int]:
+    """`_type` and `_since`: the pks of `rows` the response keeps, in pk order."""
+    return sorted(
+        pk
+        for pk, row in rows.items()
+        if (request.types is None or row.res_type in request.types)
+        and (request.since is None or row.last_updated >= request.since)
+    )
 
 
 def _order() -> list[Key]:
@@ -354,6 +363,10 @@ def _order() -> list[Key]:
     has one place, as keyset paging needs)."""
     patient_last = case((StoredResource.res_type == "Patient", 0), else_=1)
     return [Key(patient_last, descending=False), Key(StoredResource.pk, descending=False)]
+
+
+def _except(rows: Rows, *known: Rows) -> Rows:
+    return {pk: row for pk, row in rows.items() if not any(pk in k for k in known)}
 
 
 def everything(
@@ -367,71 +380,54 @@ def everything(
         raise Gone(resource_type="Patient")
     gate = gate_for(session, caller)
     person = sorted(mpi_links.people(session, [patient_id]).get(patient_id, {patient_id}))
-    compartment = _compartment(session, person)
-    care = _care_period(request)
-    shown_compartment = _gated(session, gate, caller, compartment, care)
-    referenced = _referenced(session, shown_compartment)
-    shown_referenced = _gated(
-        session, gate, caller, {k: v for k, v in referenced.items() if k not in compartment}
-    )
-    members = sorted({*shown_compartment, *shown_referenced})
-    provenance = _provenance(session, members)
-    shown_provenance = _gated(
-        session, gate, caller, {k: v for k, v in provenance.items() if k not in compartment}
-    )
-    wanted = _wanted(request)
-    every = sorted({*members, *shown_provenance})
-    base = select(StoredResource).where(StoredResource.pk.in_(every), wanted)
-    total = _count(session, every, wanted)
-    withheld = _withheld(gate, compartment, shown_compartment, and_(care, wanted))
-    patients = _patients(session, person, every)
+    compartment, patient_pks = _compartment(session, person)
+    shown = _gated(session, gate, caller, compartment, _care_period(request))
+    referenced = _gated(session, gate, caller, _except(_referenced(session, shown), compartment))
+    members = {**shown, **referenced}
+    provenance = _gated(session, gate, caller, _except(_provenance(session, members), compartment))
+    every = _kept(request, {**members, **provenance})
+    withheld = _withheld(session, gate, request, compartment, shown)
+    patients = sorted(pk for pk in patient_pks if pk in members)
     if request.count == 0:
-        return Everything([], total, None, None, patients, withheld)
-    found = keyset.page(session, base, _order(), count=request.count, page_token=request.page_token)
+        return Everything([], len(every), None, None, _references(session, patients), withheld)
+    found = keyset.page(
+        session,
+        select(StoredResource).where(_among(session, StoredResource.pk, every)),
+        _order(),
+        count=request.count,
+        page_token=request.page_token,
+    )
     return Everything(
         service.shown(session, caller, found.rows),
-        total,
+        len(every),
         found.next_token,
         found.previous_token,
-        patients,
+        _references(session, patients),
         withheld,
     )
 
 
-def _count(session: Session, pks: Sequence[int], wanted: ColumnElement[bool]) -> int:
-    if not pks:
-        return 0
-    found = session.scalar(
-        select(func.count()).select_from(StoredResource).where(StoredResource.pk.in_(pks), wanted)
-    )
-    return int(found or 0)
-
-
 def _withheld(
-    gate: Gate,
-    compartment: dict[int, str],
-    shown: Sequence[int],
-    asked: ColumnElement[bool],
+    session: Session, gate: Gate, request: EverythingRequest, compartment: Rows, shown: Rows
 ) -> bool:
-    """Whether compartment rows the request asked for were left out that a break-the-glass
-    by this caller would open (the `suppressed`/`BTG` entry says so, never which)."""
-    hidden = sorted(set(compartment) - set(shown))
+    """Whether compartment rows the request asked for (care period, `_type`, `_since`)
+    were left out that a break-the-glass by this caller would open (the `suppressed`/
+    `BTG` entry says so, never which)."""
+    hidden = _kept(request, _except(compartment, shown))
     if not hidden:
         return False
-    within = and_(StoredResource.pk.in_(hidden), asked)
+    within = and_(_among(session, StoredResource.pk, hidden), _care_period(request))
     return gate.withheld(None, within, visible=false())
 
 
-def _patients(session: Session, person: Sequence[str], every: Sequence[int]) -> list[str]:
-    """References of the person's Patient records in the set (for the audit row)."""
-    shown = session.scalars(
-        select(StoredResource.res_id).where(
-            StoredResource.res_type == "Patient",
-            StoredResource.res_id.in_(person),
-            StoredResource.pk.in_(every),
-        )
+def _references(session: Session, pks: Sequence[int]) -> list[str]:
+    """`Patient/<id>` of the person's Patient records in the set (for the audit row)."""
+    if not pks:
+        return []
+    found = session.scalars(
+        select(StoredResource.res_id).where(_among(session, StoredResource.pk, pks))
     )
-    return [f"Patient/{res_id}" for res_id in sorted(shown)]
+    return [f"Patient/{res_id}" for res_id in sorted(found)]
 
 
 def issues(withheld: bool) -> list[Issue]:

@@ -34,6 +34,7 @@ from sqlalchemy import (
     and_,
     event,
     exists,
+    false,
     func,
     or_,
     select,
@@ -55,6 +56,7 @@ from exchange.resources import DIRECTORY_TYPES
 from puente.auth.caller import Caller
 from puente.auth.scopes import Role
 from puente.db import utcnow
+from puente.fhir.sql import among
 from translation.i18n import N_
 
 # The references that put a resource in a patient's compartment (FHIR R4
@@ -302,24 +304,49 @@ class Gate:
             return true()
         if within is None and resource_type in self._clauses:
             return self._clauses[resource_type]
+        found = self._allowed([resource_type], within)
+        if within is None:
+            self._clauses[resource_type] = found
+        return found
+
+    def clause_of(
+        self, resource_types: Iterable[str], *, within: ColumnElement[bool]
+    ) -> ColumnElement[bool]:
+        """Exactly the current rows of any of `resource_types` inside `within` the caller
+        may see: `clause` for several types at once (`$everything`), the engine asked
+        about all their rows in one batch."""
+        types = sorted(set(resource_types))
+        directory = [t for t in types if t in DIRECTORY_TYPES]
+        others = [t for t in types if t not in DIRECTORY_TYPES]
+        found: list[ColumnElement[bool]] = []
+        if directory:
+            found.append(StoredResource.res_type.in_(directory))
+        if others:
+            found.append(and_(StoredResource.res_type.in_(others), self._allowed(others, within)))
+        return or_(false(), *found)
+
+    def _allowed(
+        self, resource_types: Sequence[str], within: ColumnElement[bool] | None
+    ) -> ColumnElement[bool]:
+        """The clause for rows of `resource_types` (none a directory type): the base, and
+        the candidates inside `within` the engine permits, by pk."""
         base = self.base(CURRENT)
         candidates = self._candidates(CURRENT)
-        if candidates is not None:
-            statement = select(StoredResource).where(
-                StoredResource.res_type == resource_type,
-                StoredResource.deleted.is_(False),
-                candidates,
-            )
-            if within is not None:
-                statement = statement.where(within)
-            rows = [_row(r) for r in self.session.scalars(statement)]
-            decisions = self._decide_rows(rows)  # one batch: labels and links looked up once
-            allowed = [r.pk for r, d in zip(rows, decisions, strict=True) if d.permit]
-            if allowed:
-                base = or_(base, StoredResource.pk.in_(allowed))
-        if within is None:
-            self._clauses[resource_type] = base
-        return base
+        if candidates is None:
+            return base
+        statement = select(StoredResource).where(
+            StoredResource.res_type.in_(resource_types),
+            StoredResource.deleted.is_(False),
+            candidates,
+        )
+        if within is not None:
+            statement = statement.where(within)
+        rows = [_row(r) for r in self.session.scalars(statement)]
+        decisions = self._decide_rows(rows)  # one batch: labels and links looked up once
+        allowed = [r.pk for r, d in zip(rows, decisions, strict=True) if d.permit]
+        if not allowed:
+            return base
+        return or_(base, among(self.session.get_bind().dialect.name, StoredResource.pk, allowed))
 
     def versions_clause(self, within: ColumnElement[bool]) -> ColumnElement[bool]:
         """Exactly the versions (ResourceVersion rows, inside `within`) the caller may
