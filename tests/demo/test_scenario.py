@@ -157,3 +157,29 @@ def test_a_break_the_glass_episode_waits_for_review(
         },
     )
     assert again.status_code == 201, again.text
+
+
+def test_everything_on_the_consenting_juarez_patient_as_the_us_clinician(
+    client: TestClient,
+) -> None:
+    _loaded, printed = _run()
+    tokens = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in printed.splitlines()
+        if line.startswith("export ")
+    )
+    assert "/fhir/Patient/hgcj-demo-patient/\\$everything" in printed
+    bundle = client.get(
+        "/fhir/Patient/hgcj-demo-patient/$everything",
+        headers={"Authorization": f"Bearer {tokens['CLINICIAN']}"},
+    ).json()
+    sources = {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}": e["resource"]["meta"]["source"]
+        for e in bundle["entry"]
+        if e["search"]["mode"] == "match"
+    }
+    juarez = {f"{r['resourceType']}/{r['id']}" for r in scenario.JUAREZ_VISIT}
+    assert juarez | {"Patient/hgcj-demo-patient", "Patient/umcep-demo-patient"} <= set(sources)
+    assert {sources[r] for r in juarez} == {"urn:puente:source:mx:hgcj"}
+    assert sources["Condition/umcep-demo-condition-psy"] == "urn:puente:source:us:umcep"
+    assert bundle["total"] == len(sources)
