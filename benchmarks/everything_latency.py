@@ -353,7 +353,8 @@ def main() -> int:
         f"$everything latency: José with 500 resources across two linked records "
         f"(Juárez 250, El Paso 250), {stored} resources stored ({args.background} background "
         f"patients a hospital, loaded in {seconds:.0f} s), PostgreSQL, one uvicorn worker, "
-        f"one client, El Paso clinician (gate: Consent for the US, PSY withheld)"
+        f"one client, El Paso clinician (gate: Consent for the US, PSY withheld); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
     for name, (latencies, errors, returned, total, withheld) in results.items():
         p95 = percentile(latencies, 0.95)
