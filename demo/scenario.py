@@ -493,6 +493,78 @@ def _cross_border_reads(session: Session) -> None:
         raise RuntimeError("José's Consent did not open his Juárez record to El Paso")
 
 
+# José's visit to the Juárez ER last August, which his Consent lets El Paso's clinicians see:
+# `Patient/$everything` as Dr. Chávez gathers it with his El Paso record (linked by hand in
+# the break-the-glass episode below) and names each resource's hospital in meta.source.
+JUAREZ_VISIT: tuple[dict[str, object], ...] = (
+    {
+        "resourceType": "Encounter",
+        "id": "hgcj-demo-encounter-er",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"},
+        "subject": {"reference": f"Patient/{HGCJ.patient['id']}"},
+        "participant": [{"individual": {"reference": f"Practitioner/{HGCJ.clinician['id']}"}}],
+        "period": {"start": "2026-08-20T09:30:00-06:00", "end": "2026-08-20T13:00:00-06:00"},
+        "serviceProvider": {"reference": "Organization/hgcj"},
+    },
+    {
+        "resourceType": "Condition",
+        "id": "hgcj-demo-condition-asthma",
+        "subject": {"reference": f"Patient/{HGCJ.patient['id']}"},
+        "encounter": {"reference": "Encounter/hgcj-demo-encounter-er"},
+        "code": {
+            "coding": [
+                {"system": "http://hl7.org/fhir/sid/icd-10", "code": "J45.9", "display": "Asma"}
+            ]
+        },
+        "recordedDate": "2026-08-20",
+    },
+    {
+        "resourceType": "Observation",
+        "id": "hgcj-demo-observation-glucose",
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": "2339-0", "display": "Glucosa"}]},
+        "subject": {"reference": f"Patient/{HGCJ.patient['id']}"},
+        "encounter": {"reference": "Encounter/hgcj-demo-encounter-er"},
+        "effectiveDateTime": "2026-08-20T10:15:00-06:00",
+        "valueQuantity": {
+            "value": 182,
+            "unit": "mg/dL",
+            "system": "http://unitsofmeasure.org",
+            "code": "mg/dL",
+        },
+    },
+)
+
+
+def _juarez_visit(session: Session) -> None:
+    for resource in JUAREZ_VISIT:
+        store.put(session, owner=HGCJ.code, owner_country=HGCJ.country, resource=dict(resource))
+
+
+def _print_everything(console: Console, base: str) -> None:
+    console.print(
+        "\n[bold]Patient/$everything[/bold]: José's records on both sides, as far as his "
+        "Consent (and the break-the-glass grant, while it lasts) lets Dr. Chávez see them.",
+        highlight=False,
+    )
+    calls = [
+        (
+            "Everything about José, as El Paso's clinician: Juárez's visit and El Paso's record",
+            f'curl -s -H "Authorization: Bearer $CLINICIAN" '
+            f'"{base}/fhir/Patient/{HGCJ.patient["id"]}/\\$everything"',
+        ),
+        (
+            "Only what happened from August 2026, conditions and visits, five a page",
+            f'curl -s -H "Authorization: Bearer $CLINICIAN" '
+            f'"{base}/fhir/Patient/{HGCJ.patient["id"]}/\\$everything'
+            '?start=2026-08-01&_type=Condition,Encounter&_count=5"',
+        ),
+    ]
+    for title, call in calls:
+        console.print(f"# {title}\n{call}", soft_wrap=True, highlight=False)
+
+
 def _load(session: Session) -> dict[str, str]:
     secrets: dict[str, str] = {}
     officers: dict[str, UserAccount] = {}
@@ -523,6 +595,7 @@ def _load(session: Session) -> dict[str, str]:
             )
             if role is Role.CONSENT_OFFICER:
                 officers[system.code] = account
+    _juarez_visit(session)
     _register_identifier_systems(session)
     _record_consents(session, officers)
     _cross_border_reads(session)
@@ -796,6 +869,7 @@ def _print(
     _print_mpi(console, counts, base)
     _print_btg(console, grants, base)
     _print_accounting(console, base)
+    _print_everything(console, base)
     console.print(
         f"\nSign in as a person at {base}/docs (Authorize, PKCE) with any account above; "
         f"the API reference is at {base}/docs. `puente audit verify` checks the audit chain.\n",

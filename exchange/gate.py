@@ -34,6 +34,7 @@ from sqlalchemy import (
     and_,
     event,
     exists,
+    false,
     func,
     or_,
     select,
@@ -55,6 +56,7 @@ from exchange.resources import DIRECTORY_TYPES
 from puente.auth.caller import Caller
 from puente.auth.scopes import Role
 from puente.db import utcnow
+from puente.fhir.sql import among
 from translation.i18n import N_
 
 # The references that put a resource in a patient's compartment (FHIR R4
@@ -325,23 +327,51 @@ class Gate:
             return true()
         if within is None and resource_type in self._clauses:
             return self._clauses[resource_type]
+        found = self._allowed([resource_type], within)
+        if within is None:
+            self._clauses[resource_type] = found
+        return found
+
+    def clause_of(
+        self, resource_types: Iterable[str], *, within: ColumnElement[bool]
+    ) -> ColumnElement[bool]:
+        """Exactly the current rows of any of `resource_types` inside `within` the caller
+        may see: `clause` for several types at once (`$everything`), the engine asked
+        about all their rows in one batch."""
+        types = sorted(set(resource_types))
+        directory = [t for t in types if t in DIRECTORY_TYPES]
+        others = [t for t in types if t not in DIRECTORY_TYPES]
+        found: list[ColumnElement[bool]] = []
+        if directory:
+            found.append(StoredResource.res_type.in_(directory))
+        if others:
+            found.append(and_(StoredResource.res_type.in_(others), self._allowed(others, within)))
+        return or_(false(), *found)
+
+    def _allowed(
+        self, resource_types: Sequence[str], within: ColumnElement[bool] | None
+    ) -> ColumnElement[bool]:
+        """The clause for rows of `resource_types` (none a directory type): the base, and
+        the candidates inside `within` the engine permits, by pk."""
         base = self.base(CURRENT)
         candidates = self._candidates(CURRENT)
-        if candidates is not None:
-            statement = select(StoredResource).where(
-                StoredResource.res_type == resource_type,
-                StoredResource.deleted.is_(False),
-                candidates,
-            )
-            if within is not None:
-                statement = statement.where(within)
-            rows = [_row(r) for r in self.session.scalars(statement)]
-            allowed = [r.pk for r in rows if self._decide_rows([r])[0].permit]
-            if allowed:
-                base = or_(base, StoredResource.pk.in_(allowed))
-        if within is None:
-            self._clauses[resource_type] = base
-        return base
+        if candidates is None:
+            return base
+        statement = select(*_ROW_COLUMNS).where(
+            StoredResource.res_type.in_(resource_types),
+            StoredResource.deleted.is_(False),
+            candidates,
+        )
+        if within is not None:
+            statement = statement.where(within)
+        # Columns, not ORM objects: only the engine reads them (a third of the time for
+        # the 250 rows of a `$everything`).
+        rows = [Row(*r) for r in self.session.execute(statement)]
+        decisions = self._decide_rows(rows)  # one batch: labels and links looked up once
+        allowed = [r.pk for r, d in zip(rows, decisions, strict=True) if d.permit]
+        if not allowed:
+            return base
+        return or_(base, among(self.session.get_bind().dialect.name, StoredResource.pk, allowed))
 
     def versions_clause(self, within: ColumnElement[bool]) -> ColumnElement[bool]:
         """Exactly the versions (ResourceVersion rows, inside `within`) the caller may
@@ -493,17 +523,23 @@ class Gate:
     # ---- what the response says -----------------------------------------------------------
 
     def withheld(
-        self, resource_type: str, within: ColumnElement[bool], *, visible: ColumnElement[bool]
+        self,
+        resource_type: str | None,
+        within: ColumnElement[bool],
+        *,
+        visible: ColumnElement[bool],
     ) -> bool:
-        """Whether rows of `resource_type` inside `within` were left out (`visible` is the
-        gate's clause there) that a break-the-glass by this caller would open (engine:
-        `btg_possible`). Asked of a bounded sample of another hospital's records."""
+        """Whether rows of `resource_type` (None: of any type) inside `within` were left
+        out (`visible` is the gate's clause there) that a break-the-glass by this caller
+        would open (engine: `btg_possible`). Asked of a bounded sample of another
+        hospital's records."""
         if self.role not in self.policy.btg_roles or not self.own:
             return False
+        of_type = true() if resource_type is None else StoredResource.res_type == resource_type
         statement = (
             select(StoredResource)
             .where(
-                StoredResource.res_type == resource_type,
+                of_type,
                 StoredResource.deleted.is_(False),
                 StoredResource.owner != self.own,
                 StoredResource.owner != PUENTE_OWNER,
@@ -538,6 +574,17 @@ class Gate:
 
 
 _NOTHING = Decision(False, "no-content", N_("consent.rule.no_consent"))
+
+
+_ROW_COLUMNS = (
+    StoredResource.pk,
+    StoredResource.version,
+    StoredResource.res_type,
+    StoredResource.res_id,
+    StoredResource.owner,
+    StoredResource.owner_country,
+    StoredResource.content,
+)
 
 
 def _row(stored: StoredResource) -> Row:

@@ -72,6 +72,7 @@ def create_app() -> FastAPI:
     from consent.breakglass_api import fhir_router as btg_router
     from consent.breakglass_api import review_router as btg_review_router
     from exchange.api import router as exchange_router
+    from exchange.everything_api import router as everything_router
     from exchange.export_api import router as export_router
     from exchange.import_api import router as import_router
     from exchange.matching.api import router as matching_router
@@ -92,6 +93,7 @@ def create_app() -> FastAPI:
     app.include_router(btg_router)  # Patient/{id}/$break-the-glass: before the store's too
     app.include_router(btg_review_router)
     app.include_router(accounting_router)  # Patient/{id}/$disclosures: before the store's
+    app.include_router(everything_router)  # Patient/{id}/$everything: before the store's
     app.include_router(exchange_router)  # last: its routes are generic over resource types
     handlers.install(app)
     middleware.install(app)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import BigInteger, ColumnElement, and_, any_, bindparam, or_
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import QueryableAttribute
 
 from puente.fhir.search import DateValue
@@ -50,3 +53,17 @@ def instant_clause(
             return and_(column >= low, column < high)
         case _:
             return and_(column >= value.low, column < value.high)
+
+
+def among(dialect: str, column: Any, values: Iterable[int]) -> ColumnElement[bool]:
+    """`column IN values` for a list of integer keys (pks). On PostgreSQL one array
+    parameter (`column = ANY(:values)`, the same index scan): a few hundred values as as
+    many bind parameters cost more to render and parse than the query itself takes
+    (measured on `$everything` with 500 resources: about 4 ms per statement)."""
+    wanted = sorted(set(values))
+    clause: ColumnElement[bool]
+    if dialect == "postgresql":
+        clause = column == any_(bindparam(None, wanted, type_=postgresql.ARRAY(BigInteger)))
+    else:
+        clause = column.in_(wanted)
+    return clause

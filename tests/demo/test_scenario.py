@@ -199,10 +199,9 @@ def test_the_walkthrough_across_the_border(client: TestClient) -> None:
     # the diabetes and its lab cross; the anxiety diagnosis (PSY, not permitted by the
     # Consent) does not
     assert _codes(jose.json()) == ["hgcj-demo-patient"]
-    assert _codes(jose.json(), "include") == [
-        "hgcj-demo-condition-dm",
-        "hgcj-demo-observation-hba1c",
-    ]
+    included = _codes(jose.json(), "include")
+    assert {"hgcj-demo-condition-dm", "hgcj-demo-observation-hba1c"} <= set(included)
+    assert "hgcj-demo-condition-anxiety" not in included
     assert (
         client.get("/fhir/Condition/hgcj-demo-condition-anxiety", headers=doctor).status_code == 404
     )
@@ -300,3 +299,29 @@ def test_the_demo_exports_a_group_through_the_gate(client: TestClient) -> None:
     assert (
         client.get(path, headers={"Authorization": f"Bearer {tokens['UMCEP']}"}).status_code == 404
     )
+
+
+def test_everything_on_the_consenting_juarez_patient_as_the_us_clinician(
+    client: TestClient,
+) -> None:
+    _loaded, printed = _run()
+    tokens = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in printed.splitlines()
+        if line.startswith("export ")
+    )
+    assert "/fhir/Patient/hgcj-demo-patient/\\$everything" in printed
+    bundle = client.get(
+        "/fhir/Patient/hgcj-demo-patient/$everything",
+        headers={"Authorization": f"Bearer {tokens['CLINICIAN']}"},
+    ).json()
+    sources = {
+        f"{e['resource']['resourceType']}/{e['resource']['id']}": e["resource"]["meta"]["source"]
+        for e in bundle["entry"]
+        if e["search"]["mode"] == "match"
+    }
+    juarez = {f"{r['resourceType']}/{r['id']}" for r in scenario.JUAREZ_VISIT}
+    assert juarez | {"Patient/hgcj-demo-patient", "Patient/umcep-demo-patient"} <= set(sources)
+    assert {sources[r] for r in juarez} == {"urn:puente:source:mx:hgcj"}
+    assert sources["Condition/umcep-demo-condition-psy"] == "urn:puente:source:us:umcep"
+    assert bundle["total"] == len(sources)
