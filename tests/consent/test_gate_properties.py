@@ -1,8 +1,9 @@
 """Property test of the disclosure gate (issue 6, acceptance): hypothesis generates
 patients with labelled records, their Consents and a caller; every path of the store
 (read, vread, instance history, search with `_total` and `_summary=count`, `_include`,
-`_revinclude`, type history, Patient-level `$export`) must show the caller exactly the
-records the engine permits: no denied record leaves, and no count or status reveals one.
+`_revinclude`, type history, `Patient/$everything`, Patient-level `$export`) must show
+the caller exactly the records the engine permits: no denied record leaves, and no count
+or status reveals one.
 
 The oracle is `consent.engine.decide` on the record's facts (owner, labels as the owner
 reads them, patient) and the Consents as written: the engine's rules are tested by the
@@ -242,6 +243,20 @@ def test_every_path_shows_exactly_what_the_engine_permits(
     shown = _refs(history.json()) if history.status_code == 200 else set()
     ours = {r for r in shown if any(f"/{pid}-" in r for pid in patient_ids)}
     assert ours == {r for r in expected if r.startswith("Condition/")}
+    for pid in patient_ids:
+        about = {r for r in expected if r == f"Patient/{pid}" or r.startswith(f"Condition/{pid}-")}
+        response = client.get(
+            f"/fhir/Patient/{pid}/$everything?_type=Patient,Condition&_count=1000",
+            headers=headers,
+        )
+        if response.status_code == 403:  # the role may not call it, whatever the patient
+            continue
+        if f"Patient/{pid}" in expected:
+            assert response.status_code == 200, response.text
+            assert _refs(response.json()) == about
+            assert response.json()["total"] == len(about)
+        else:  # as if the patient did not exist
+            assert response.status_code == 404, (response.text, world)
     exported = _exported(client, headers)
     if exported is not None:
         assert {r for r in exported if _in_world(r, patient_ids)} == expected
