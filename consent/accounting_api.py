@@ -11,7 +11,6 @@ Included before the store's router, whose `/fhir/{type}/{id}/...` routes would t
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +23,7 @@ from consent import accounting
 from consent.accounting_render import csv_text, disclosure_event
 from puente.fhir.bundle import Cursors, Page, searchset
 from puente.fhir.media import allow_format, prefers
-from puente.fhir.registry import REGISTRY, OperationDef
+from puente.fhir.registry import OperationDef, declare_operation, operation_param, operation_url
 from puente.fhir.responses import FHIRResponse
 from puente.fhir.searching import query_items
 from puente.settings import get_settings
@@ -42,32 +41,24 @@ allow_format(f"/{OPERATION}", *CSV_ALIASES)
 
 
 def _operation_url() -> str:
-    return f"{get_settings().fhir_base_url}/OperationDefinition/{OPERATION_ID}"
+    return operation_url(OPERATION_ID)
 
 
-def _declare() -> None:
-    """`$disclosures` on Patient in the CapabilityStatement."""
-    patient = REGISTRY.resources.get("Patient")
-    if patient is None or any(op.name == "disclosures" for op in patient.operations):
-        return
-    declared = OperationDef(
+# `$disclosures` on Patient in the CapabilityStatement.
+declare_operation(
+    OperationDef(
         name="disclosures",
         definition=_operation_url(),
         documentation=(
             "Accounting of disclosures: who at another hospital saw this person's records, "
             "when, how and why (AuditEvents, or CSV)."
         ),
-    )
-    REGISTRY.resources["Patient"] = dataclasses.replace(
-        patient, operations=(*patient.operations, declared)
-    )
+    ),
+    "Patient",
+)
 
 
-_declare()
-
-
-def _param(name: str, use: str, low: int, high: str, kind: str, text: str) -> dict[str, Any]:
-    return {"name": name, "use": use, "min": low, "max": high, "type": kind, "documentation": text}
+_param = operation_param
 
 
 def operation_definition() -> dict[str, Any]:

@@ -15,7 +15,6 @@ otherwise take `Patient/{id}/$break-the-glass` and `OperationDefinition/...`.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from typing import Annotated, Any, Literal
 
@@ -34,7 +33,7 @@ from puente.context import context_of
 from puente.db import utcnow
 from puente.errors import Unauthenticated
 from puente.fhir.dates import instant
-from puente.fhir.registry import REGISTRY, OperationDef
+from puente.fhir.registry import OperationDef, declare_operation, operation_param, operation_url
 from puente.fhir.responses import FHIRResponse
 from puente.settings import get_settings
 from puente.web import CallerDep, ContextDep, SessionDep, TransactionalRoute
@@ -51,29 +50,21 @@ GRANT_SYSTEM = "urn:puente:break-the-glass-grant"
 
 
 def _operation_url() -> str:
-    return f"{get_settings().fhir_base_url}/OperationDefinition/{OPERATION_ID}"
+    return operation_url(OPERATION_ID)
 
 
-def _declare() -> None:
-    """`$break-the-glass` on Patient in the CapabilityStatement."""
-    patient = REGISTRY.resources.get("Patient")
-    if patient is None or any(op.name == "break-the-glass" for op in patient.operations):
-        return
-    declared = OperationDef(
+# `$break-the-glass` on Patient in the CapabilityStatement.
+declare_operation(
+    OperationDef(
         name="break-the-glass",
         definition=_operation_url(),
         documentation="Emergency access by a clinician to one patient, with a written reason.",
-    )
-    REGISTRY.resources["Patient"] = dataclasses.replace(
-        patient, operations=(*patient.operations, declared)
-    )
+    ),
+    "Patient",
+)
 
 
-_declare()
-
-
-def _param(name: str, use: str, low: int, high: str, kind: str, text: str) -> dict[str, Any]:
-    return {"name": name, "use": use, "min": low, "max": high, "type": kind, "documentation": text}
+_param = operation_param
 
 
 def operation_definition() -> dict[str, Any]:

@@ -6,7 +6,6 @@ Included before the store's router, whose generic `/fhir/{type}/{id}` routes wou
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 from urllib.parse import quote
 
@@ -19,7 +18,7 @@ from exchange.api import json_body
 from puente.context import AuditNote
 from puente.fhir.bundle import Cursors, Page, searchset
 from puente.fhir.outcome import operation_outcome
-from puente.fhir.registry import REGISTRY, OperationDef
+from puente.fhir.registry import OperationDef, declare_operation, operation_param, operation_url
 from puente.fhir.responses import FHIRResponse
 from puente.fhir.searching import query_items
 from puente.settings import get_settings
@@ -31,29 +30,21 @@ OPERATION_ID = "Patient-everything"
 
 
 def _operation_url() -> str:
-    return f"{get_settings().fhir_base_url}/OperationDefinition/{OPERATION_ID}"
+    return operation_url(OPERATION_ID)
 
 
-def _declare() -> None:
-    """`$everything` on Patient in the CapabilityStatement."""
-    patient = REGISTRY.resources.get("Patient")
-    if patient is None or any(op.name == "everything" for op in patient.operations):
-        return
-    declared = OperationDef(
+# `$everything` on Patient in the CapabilityStatement.
+declare_operation(
+    OperationDef(
         name="everything",
         definition=_operation_url(),
         documentation="A patient's records across the linked records of both sides.",
-    )
-    REGISTRY.resources["Patient"] = dataclasses.replace(
-        patient, operations=(*patient.operations, declared)
-    )
+    ),
+    "Patient",
+)
 
 
-_declare()
-
-
-def _param(name: str, use: str, low: int, high: str, kind: str, text: str) -> dict[str, Any]:
-    return {"name": name, "use": use, "min": low, "max": high, "type": kind, "documentation": text}
+_param = operation_param
 
 
 def operation_definition() -> dict[str, Any]:

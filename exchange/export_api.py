@@ -25,7 +25,6 @@ Included before the store's router, whose `/fhir/{type}/{id}` routes would take
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from email.utils import format_datetime
 from typing import Any
@@ -48,7 +47,7 @@ from puente.fhir.dates import instant
 from puente.fhir.media import FHIR_NDJSON, check_accept
 from puente.fhir.outcome import operation_outcome
 from puente.fhir.prefer import lenient, preferences
-from puente.fhir.registry import REGISTRY, OperationDef
+from puente.fhir.registry import OperationDef, declare_operation, operation_param, operation_url
 from puente.fhir.responses import FHIRResponse
 from puente.fhir.searching import query_items
 from puente.settings import get_settings
@@ -62,28 +61,21 @@ OPERATION_ID = "export"
 OPERATION_PATH = f"/OperationDefinition/{OPERATION_ID}"
 
 
-def _declare() -> None:
-    """`$export` at system level and on Patient and Group in the CapabilityStatement."""
-    declared = OperationDef(
+# `$export` at system level and on Patient and Group in the CapabilityStatement.
+declare_operation(
+    OperationDef(
         name="export",
-        definition=f"{get_settings().fhir_base_url}{OPERATION_PATH}",
+        definition=operation_url(OPERATION_ID),
         documentation="FHIR Bulk Data export (NDJSON), filtered by the disclosure gate.",
-    )
-    if all(op.name != "export" for op in REGISTRY.system_operations):
-        REGISTRY.system_operations.append(declared)
-    for resource_type in ("Patient", "Group"):
-        capability = REGISTRY.resources.get(resource_type)
-        if capability is not None and all(op.name != "export" for op in capability.operations):
-            REGISTRY.resources[resource_type] = dataclasses.replace(
-                capability, operations=(*capability.operations, declared)
-            )
-
-
-_declare()
+    ),
+    "Patient",
+    "Group",
+    system=True,
+)
 
 
 def _param(name: str, use: str, high: str, kind: str, text: str) -> dict[str, Any]:
-    return {"name": name, "use": use, "min": 0, "max": high, "type": kind, "documentation": text}
+    return operation_param(name, use, 0, high, kind, text)
 
 
 def operation_definition() -> dict[str, Any]:

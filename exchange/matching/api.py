@@ -7,7 +7,6 @@ Included before the store's router, whose generic `/fhir/{type}/{id}` routes wou
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,7 +18,7 @@ from exchange.matching import operations
 from exchange.matching.definitions import IHE_PIX, MATCH, operation_definition
 from exchange.matching.errors import BadParameter
 from exchange.matching.operations import MATCH_GRADE
-from puente.fhir.registry import REGISTRY
+from puente.fhir.registry import declare_operation
 from puente.fhir.responses import FHIRResponse
 from puente.fhir.searching import form_items, query_items
 from puente.settings import get_settings
@@ -28,20 +27,9 @@ from puente.web import CallerDep, ContextDep, SessionDep, TransactionalRoute
 router = APIRouter(prefix="/fhir", route_class=TransactionalRoute, tags=["Patient matching"])
 
 
-def _declare() -> None:
-    """`$match` and `$ihe-pix` on Patient in the CapabilityStatement."""
-    patient = REGISTRY.resources.get("Patient")
-    if patient is None:
-        return
-    names = {op.name for op in patient.operations}
-    added = tuple(op for op in (MATCH.declared(), IHE_PIX.declared()) if op.name not in names)
-    if added:
-        REGISTRY.resources["Patient"] = dataclasses.replace(
-            patient, operations=(*patient.operations, *added)
-        )
-
-
-_declare()
+# `$match` and `$ihe-pix` on Patient in the CapabilityStatement.
+declare_operation(MATCH.declared(), "Patient")
+declare_operation(IHE_PIX.declared(), "Patient")
 
 
 def _match_bundle(candidates: list[operations.Candidate]) -> dict[str, Any]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from puente.fhir.registry import OperationDef
-from puente.settings import get_settings
+from puente.fhir.registry import OperationDef, operation_param, operation_url
 
 
 @dataclass(frozen=True)
@@ -21,21 +20,13 @@ class Operation:
 
     @property
     def url(self) -> str:
-        return f"{get_settings().fhir_base_url}/OperationDefinition/{self.id}"
+        return operation_url(self.id)
 
     def declared(self) -> OperationDef:
         return OperationDef(name=self.code, definition=self.url, documentation=self.title)
 
 
-def _param(name: str, use: str, low: int, high: str, kind: str, text: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "use": use,
-        "min": low,
-        "max": high,
-        "type": kind,
-        "documentation": text,
-    }
+_param = operation_param
 
 
 MATCH = Operation(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 from puente.fhir.search import SearchParam
 
@@ -53,3 +55,32 @@ class Registry:
 
 
 REGISTRY = Registry()
+
+
+def operation_url(operation_id: str) -> str:
+    """The canonical URL of one of Puente's OperationDefinitions."""
+    from puente.settings import get_settings
+
+    return f"{get_settings().fhir_base_url}/OperationDefinition/{operation_id}"
+
+
+def declare_operation(operation: OperationDef, *resource_types: str, system: bool = False) -> None:
+    """Add `operation` to the CapabilityStatement of each type (registered before) and, with
+    `system`, to the system's operations; once, however often a module is imported."""
+    if system and all(op.name != operation.name for op in REGISTRY.system_operations):
+        REGISTRY.system_operations.append(operation)
+    for resource_type in resource_types:
+        capability = REGISTRY.resources.get(resource_type)
+        if capability is None:
+            continue
+        if all(op.name != operation.name for op in capability.operations):
+            REGISTRY.resources[resource_type] = dataclasses.replace(
+                capability, operations=(*capability.operations, operation)
+            )
+
+
+def operation_param(
+    name: str, use: str, low: int, high: str, kind: str, text: str
+) -> dict[str, Any]:
+    """One `OperationDefinition.parameter`."""
+    return {"name": name, "use": use, "min": low, "max": high, "type": kind, "documentation": text}
