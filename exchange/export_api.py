@@ -187,95 +187,59 @@ def _kick_off(
     )
 
 
-async def _body_items(request: Request) -> list[tuple[str, str]]:
-    return query_items(request) + export_jobs.parameters_items(await json_body(request))
+async def _items(request: Request) -> list[tuple[str, str]]:
+    """The kick-off's parameters: the query's, and a POST's Parameters body's."""
+    items = query_items(request)
+    if request.method == "POST":
+        items += export_jobs.parameters_items(await json_body(request))
+    return items
 
 
-@router.get("/$export", summary="Bulk export: everything the caller may see", status_code=202)
-def export_system(
+_KICK_OFF = ["GET", "POST"]
+
+
+@router.api_route(
+    "/$export",
+    summary="Bulk export: everything the caller may see",
+    methods=_KICK_OFF,
+    status_code=202,
+)
+async def export_system(
     request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
 ) -> Response:
-    return _kick_off(
-        request,
-        query_items(request),
-        session,
-        caller,
-        ctx,
-        level=export_jobs.SYSTEM,
-        path="/$export",
-    )
-
-
-@router.post("/$export", summary="Bulk export (Parameters body)", status_code=202)
-async def export_system_post(
-    request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
-) -> Response:
-    items = await _body_items(request)
+    items = await _items(request)
     return await run_in_threadpool(
-        _kick_off,
-        request,
-        items,
-        session,
-        caller,
-        ctx,
-        level=export_jobs.SYSTEM,
-        path="/$export",
+        _kick_off, request, items, session, caller, ctx, level=export_jobs.SYSTEM, path="/$export"
     )
 
 
-@router.get("/Patient/$export", summary="Bulk export of Patient compartments", status_code=202)
-def export_patients(
+@router.api_route(
+    "/Patient/$export",
+    summary="Bulk export of Patient compartments",
+    methods=_KICK_OFF,
+    status_code=202,
+)
+async def export_patients(
     request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
 ) -> Response:
-    return _kick_off(
-        request,
-        query_items(request),
-        session,
-        caller,
-        ctx,
-        level=export_jobs.PATIENT,
-        path="/Patient/$export",
-    )
-
-
-@router.post("/Patient/$export", summary="Patient-level bulk export (Parameters body)")
-async def export_patients_post(
-    request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
-) -> Response:
-    items = await _body_items(request)
+    items = await _items(request)
+    path = "/Patient/$export"
     return await run_in_threadpool(
-        _kick_off,
-        request,
-        items,
-        session,
-        caller,
-        ctx,
-        level=export_jobs.PATIENT,
-        path="/Patient/$export",
+        _kick_off, request, items, session, caller, ctx, level=export_jobs.PATIENT, path=path
     )
 
 
-@router.get("/Group/{group_id}/$export", summary="Bulk export of a Group's members")
-def export_group(
+@router.api_route(
+    "/Group/{group_id}/$export",
+    summary="Bulk export of a Group's members",
+    methods=_KICK_OFF,
+    status_code=202,
+)
+async def export_group(
     group_id: str, request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
 ) -> Response:
-    return _kick_off(
-        request,
-        query_items(request),
-        session,
-        caller,
-        ctx,
-        level=export_jobs.GROUP,
-        path=f"/Group/{group_id[:64]}/$export",
-        group_id=group_id[:64],
-    )
-
-
-@router.post("/Group/{group_id}/$export", summary="Group-level bulk export (Parameters body)")
-async def export_group_post(
-    group_id: str, request: Request, session: SessionDep, caller: CallerDep, ctx: ContextDep
-) -> Response:
-    items = await _body_items(request)
+    items = await _items(request)
+    group_id = group_id[:64]
     return await run_in_threadpool(
         _kick_off,
         request,
@@ -284,8 +248,8 @@ async def export_group_post(
         caller,
         ctx,
         level=export_jobs.GROUP,
-        path=f"/Group/{group_id[:64]}/$export",
-        group_id=group_id[:64],
+        path=f"/Group/{group_id}/$export",
+        group_id=group_id,
     )
 
 
