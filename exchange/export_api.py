@@ -195,13 +195,10 @@ async def _items(request: Request) -> list[tuple[str, str]]:
     return items
 
 
-_KICK_OFF = ["GET", "POST"]
-
-
-@router.api_route(
+@router.get("/$export", summary="Bulk export: everything the caller may see", status_code=202)
+@router.post(
     "/$export",
-    summary="Bulk export: everything the caller may see",
-    methods=_KICK_OFF,
+    summary="Bulk export: everything the caller may see (Parameters body)",
     status_code=202,
 )
 async def export_system(
@@ -213,10 +210,10 @@ async def export_system(
     )
 
 
-@router.api_route(
+@router.get("/Patient/$export", summary="Bulk export of Patient compartments", status_code=202)
+@router.post(
     "/Patient/$export",
-    summary="Bulk export of Patient compartments",
-    methods=_KICK_OFF,
+    summary="Bulk export of Patient compartments (Parameters body)",
     status_code=202,
 )
 async def export_patients(
@@ -229,10 +226,12 @@ async def export_patients(
     )
 
 
-@router.api_route(
+@router.get(
+    "/Group/{group_id}/$export", summary="Bulk export of a Group's members", status_code=202
+)
+@router.post(
     "/Group/{group_id}/$export",
-    summary="Bulk export of a Group's members",
-    methods=_KICK_OFF,
+    summary="Bulk export of a Group's members (Parameters body)",
     status_code=202,
 )
 async def export_group(
