@@ -138,10 +138,13 @@ def match(session: Session, caller: Caller, *, request: MatchRequest) -> list[Ca
     if not pks:
         return []
     model = versions.active(session)
-    records = session.scalars(select(MatchRecord).where(MatchRecord.resource_pk.in_(pks)))
     scored = [
-        (record.resource_pk, score(wanted, feature_module.from_json(record.features), model))
-        for record in records
+        (pk, score(wanted, feature_module.from_json(features), model))
+        for pk, features in session.execute(
+            select(MatchRecord.resource_pk, MatchRecord.features).where(
+                MatchRecord.resource_pk.in_(pks)
+            )
+        )
     ]
     scored = [(pk, found) for pk, found in scored if found.grade != "certainly-not"]
     scored.sort(key=lambda item: (-item[1].probability, item[0]))

@@ -533,8 +533,23 @@ def _most_tf(level: Level) -> float:
     return level.tf_weight * max(0.0, math.log2(level.u / max(level.tf_minimum_u, 1e-12)))
 
 
+# The scorer of the models in use, so that its tables are built once per model, not per
+# pair (`$match` scores tens of candidates a request). Keyed by identity: a model object
+# is immutable and cached by `versions` for the life of the process.
+_SCORERS: dict[int, tuple[Model, Scorer]] = {}
+
+
+def scorer_for(model: Model) -> Scorer:
+    found = _SCORERS.get(id(model))
+    if found is None or found[0] is not model:
+        if len(_SCORERS) > 16:
+            _SCORERS.clear()
+        found = _SCORERS[id(model)] = (model, Scorer(model))
+    return found[1]
+
+
 def score_prepared(a: Prepared, b: Prepared, model: Model) -> Score:
-    return Scorer(model).score(a, b)
+    return scorer_for(model).score(a, b)
 
 
 def score(a: Features, b: Features, model: Model) -> Score:
