@@ -162,7 +162,7 @@ def _bundle(
 
 def _note(ctx: ContextDep, res_id: str) -> AuditNote:
     reference = f"Patient/{res_id[:64]}"
-    return ctx.note("everything", "E", entities=[reference], patients=[reference])
+    return ctx.note("everything", "E", entities=[reference], patients=[reference], query=True)
 
 
 def _everything(
