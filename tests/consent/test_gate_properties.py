@@ -1,9 +1,9 @@
 """Property test of the disclosure gate (issue 6, acceptance): hypothesis generates
 patients with labelled records, their Consents and a caller; every path of the store
 (read, vread, instance history, search with `_total` and `_summary=count`, `_include`,
-`_revinclude`, type history, `Patient/$everything`, Patient-level `$export`) must show
-the caller exactly the records the engine permits: no denied record leaves, and no count
-or status reveals one.
+`_revinclude`, type history, `$match`, `Patient/$everything`, Patient-level `$export`)
+must show the caller exactly the records the engine permits: no denied record leaves,
+and no count or status reveals one.
 
 The oracle is `consent.engine.decide` on the record's facts (owner, labels as the owner
 reads them, patient) and the Consents as written: the engine's rules are tested by the
@@ -257,6 +257,23 @@ def test_every_path_shows_exactly_what_the_engine_permits(
             assert response.json()["total"] == len(about)
         else:  # as if the patient did not exist
             assert response.status_code == 404, (response.text, world)
+    for pid in patient_ids:
+        own = client.get(f"/fhir/Patient/{pid}", headers=HGCJ).json()
+        described = {k: v for k, v in own.items() if k not in ("id", "meta")}
+        matched = client.post(
+            "/fhir/Patient/$match",
+            json={
+                "resourceType": "Parameters",
+                "parameter": [{"name": "resource", "resource": described}],
+            },
+            headers={**headers, **fhir_json()},
+        )
+        if matched.status_code == 403:  # the role may not match
+            continue
+        assert matched.status_code == 200, matched.text
+        found = {r for r in _refs(matched.json()) if _in_world(r, patient_ids)}
+        assert found <= expected, (found, world)
+        assert (f"Patient/{pid}" in found) == (f"Patient/{pid}" in expected)
     exported = _exported(client, headers)
     if exported is not None:
         assert {r for r in exported if _in_world(r, patient_ids)} == expected
