@@ -6,9 +6,9 @@ on both sides), loads each hospital's with `puente import` (the real import path
 batch's Patients get their features and blocking keys in the import's transaction, and
 one matching task per batch links them across the border after commit), serves with
 `puente serve` (one worker, no broker, read auditing off) and sends a bounded closed loop
-of `$match` requests from a few clients: each asks HGCJ's records for a person as El Paso
-registered him or her (nicknames, hyphenated or single surnames, month-first dates).
-Prints the load time, the links made, and p50/p95 of `$match`.
+of `$match` requests from one client, then from a few at once: each asks HGCJ's records
+for a person as El Paso registered him or her (nicknames, hyphenated or single surnames,
+month-first dates). Prints the load time, the links made, and p50/p95 of `$match`.
 
     python benchmarks/match_latency.py [--database-url URL] [--patients 200000]
 """
@@ -172,21 +172,28 @@ def main() -> int:
             headers = {"Content-Type": "application/fhir+json"}
             return http.post("/fhir/Patient/$match", json=body, headers=headers).status_code
 
+        # One client: a request's own latency (the aim). Then `--clients` at once on the
+        # one worker: each request also waits for the others' (queueing, not the store).
+        results: dict[int, tuple[list[float], int]] = {}
         with serve(database_url, secret_key) as url:
             closed_loop(url, token, match, total=100, clients=args.clients, max_seconds=30)
-            latencies, errors = closed_loop(
-                url, token, match, total=args.requests, clients=args.clients, max_seconds=180
-            )
+            for clients in sorted({1, args.clients}):
+                results[clients] = closed_loop(
+                    url, token, match, total=args.requests, clients=clients, max_seconds=180
+                )
     took = ", ".join(f"{system} {s:.0f} s" for system, s in seconds.items()) or "earlier"
     print(
         f"$match latency: {args.patients} patients stored (puente import with matching: "
-        f"{took}), PostgreSQL, one uvicorn worker, {args.clients} clients"
+        f"{took}), PostgreSQL, one uvicorn worker"
     )
     print(f"links after import: {json.dumps(counts, sort_keys=True)}")
-    print(
-        f"$match {len(latencies):5d} req  {errors} errors  "
-        f"p50 {percentile(latencies, 0.50):6.2f} ms  p95 {percentile(latencies, 0.95):6.2f} ms"
-    )
+    for clients, (latencies, errors) in results.items():
+        p95 = percentile(latencies, 0.95)
+        print(
+            f"$match, {clients} client{'s' if clients > 1 else ' '} {len(latencies):5d} req  "
+            f"{errors} errors  p50 {percentile(latencies, 0.50):6.2f} ms  p95 {p95:6.2f} ms"
+            + (f"  aim p95 < 50 ms: {'met' if p95 < 50 else 'MISSED'}" if clients == 1 else "")
+        )
     return 0
 
 
