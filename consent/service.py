@@ -22,6 +22,7 @@ from consent.models import LabelState, Part2Program, ResourceLabel
 from exchange import records
 from puente import pgcopy
 from puente.audit import service as audit
+from puente.fhir.sql import among_in
 
 SENDER = "sender"
 COMPUTED = "puente"
@@ -178,7 +179,7 @@ def labels_of(session: Session, pks: Iterable[int]) -> dict[int, list[dict[str, 
         return result
     rows = session.execute(
         select(ResourceLabel.resource_pk, ResourceLabel.system, ResourceLabel.code)
-        .where(ResourceLabel.resource_pk.in_(wanted))
+        .where(among_in(session, ResourceLabel.resource_pk, wanted))
         .order_by(ResourceLabel.resource_pk, ResourceLabel.system, ResourceLabel.code)
     )
     for pk, system, code in rows:
@@ -231,7 +232,9 @@ def versions_labelled(
         return []
     current = records.current_versions(session, pks)
     flags = session.execute(
-        select(LabelState.resource_pk, LabelState.part2).where(LabelState.resource_pk.in_(pks))
+        select(LabelState.resource_pk, LabelState.part2).where(
+            among_in(session, LabelState.resource_pk, pks)
+        )
     )
     part2: dict[int, bool] = {pk: bool(flag) for pk, flag in flags}
     stored = labels_of(session, (pk for pk, version, _ in versions if current.get(pk) == version))

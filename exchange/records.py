@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from exchange.models import StoredResource
+from puente.fhir.sql import among_in
 
 
 def contents(
@@ -39,7 +40,9 @@ def current_versions(session: Session, pks: Iterable[int]) -> dict[int, int]:
     if not wanted:
         return {}
     rows = session.execute(
-        select(StoredResource.pk, StoredResource.version).where(StoredResource.pk.in_(wanted))
+        select(StoredResource.pk, StoredResource.version).where(
+            among_in(session, StoredResource.pk, wanted)
+        )
     )
     return {int(pk): int(version) for pk, version in rows}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import BigInteger, ColumnElement, and_, any_, bindparam, or_
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.orm import QueryableAttribute
+from sqlalchemy.orm import QueryableAttribute, Session
 
 from puente.fhir.search import DateValue
 
@@ -67,3 +67,8 @@ def among(dialect: str, column: Any, values: Iterable[int]) -> ColumnElement[boo
     else:
         clause = column.in_(wanted)
     return clause
+
+
+def among_in(session: Session, column: Any, values: Iterable[int]) -> ColumnElement[bool]:
+    """`among` for the dialect `session` is bound to."""
+    return among(session.get_bind().dialect.name, column, values)
