@@ -18,7 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -27,17 +27,12 @@ from consent import breakglass_service as btg
 from consent.errors import BreakGlassParameterInvalid
 from consent.policy import active_policy
 from exchange.api import json_body
-from puente.auth import tokens
-from puente.auth.caller import Caller
-from puente.context import context_of
 from puente.db import utcnow
-from puente.errors import Unauthenticated
 from puente.fhir.dates import instant
 from puente.fhir.registry import OperationDef, declare_operation, operation_param, operation_url
 from puente.fhir.responses import FHIRResponse
-from puente.settings import get_settings
-from puente.web import CallerDep, ContextDep, SessionDep, TransactionalRoute
-from translation.i18n import gettext, negotiate
+from puente.web import BearerCallerDep, CallerDep, ContextDep, SessionDep, TransactionalRoute
+from translation.i18n import gettext
 
 fhir_router = APIRouter(prefix="/fhir", route_class=TransactionalRoute, tags=["Break-the-glass"])
 review_router = APIRouter(
@@ -215,26 +210,7 @@ def definition(ctx: ContextDep) -> FHIRResponse:
 # -- the review queue ----------------------------------------------------------------------
 
 
-def _officer(request: Request) -> Caller:
-    """The bearer token's caller (this API lives outside `/fhir`, where the middleware
-    authenticates), with the language it prefers."""
-    ctx = context_of(request)
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated()
-    settings = get_settings()
-    caller = tokens.read(settings, token.strip())
-    ctx.caller = caller
-    if caller.locale:
-        ctx.locale = negotiate(
-            request.headers.get("accept-language"),
-            preference=caller.locale,
-            default=settings.default_locale,
-        )
-    return caller
-
-
-OfficerDep = Annotated[Caller, Depends(_officer)]
+OfficerDep = BearerCallerDep
 
 
 class Comment(BaseModel):

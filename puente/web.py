@@ -148,6 +148,29 @@ def get_caller(request: Request) -> Caller:
     return caller
 
 
+def bearer_caller(request: Request) -> Caller:
+    """The bearer token's caller, for APIs outside `/fhir` (the middleware authenticates
+    only there), with the language it prefers."""
+    from puente.auth import tokens
+    from translation.i18n import negotiate
+
+    ctx = context_of(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated()
+    settings = get_settings()
+    caller = tokens.read(settings, token.strip())
+    ctx.caller = caller
+    if caller.locale:
+        ctx.locale = negotiate(
+            request.headers.get("accept-language"),
+            preference=caller.locale,
+            default=settings.default_locale,
+        )
+    return caller
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
 ContextDep = Annotated[RequestContext, Depends(get_context)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
+BearerCallerDep = Annotated[Caller, Depends(bearer_caller)]

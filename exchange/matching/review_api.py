@@ -9,17 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from exchange.matching import review
-from puente.auth import tokens
-from puente.auth.caller import Caller
-from puente.context import RequestContext, context_of
-from puente.errors import Unauthenticated
-from puente.settings import get_settings
-from puente.web import ContextDep, SessionDep, TransactionalRoute
-from translation.i18n import negotiate
+from puente.context import RequestContext
+from puente.web import BearerCallerDep, ContextDep, SessionDep, TransactionalRoute
 
 router = APIRouter(prefix="/mpi", route_class=TransactionalRoute, tags=["Patient match review"])
 
@@ -28,26 +23,7 @@ MATCH_ELEMENTS = ("name", "birthDate", "gender", "identifier", "telecom", "addre
 PATIENT_REFERENCE = r"^Patient/[A-Za-z0-9\-.]{1,64}$"
 
 
-def _caller(request: Request) -> Caller:
-    """The bearer token's caller (this API lives outside `/fhir`, where the middleware
-    authenticates), with the language it prefers."""
-    ctx = context_of(request)
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated()
-    settings = get_settings()
-    caller = tokens.read(settings, token.strip())
-    ctx.caller = caller
-    if caller.locale:
-        ctx.locale = negotiate(
-            request.headers.get("accept-language"),
-            preference=caller.locale,
-            default=settings.default_locale,
-        )
-    return caller
-
-
-StewardDep = Annotated[Caller, Depends(_caller)]
+StewardDep = BearerCallerDep
 
 
 class FieldWeight(BaseModel):
