@@ -40,15 +40,11 @@ CSV_ALIASES = frozenset({"csv", CSV})
 allow_format(f"/{OPERATION}", *CSV_ALIASES)
 
 
-def _operation_url() -> str:
-    return operation_url(OPERATION_ID)
-
-
 # `$disclosures` on Patient in the CapabilityStatement.
 declare_operation(
     OperationDef(
         name="disclosures",
-        definition=_operation_url(),
+        definition=operation_url(OPERATION_ID),
         documentation=(
             "Accounting of disclosures: who at another hospital saw this person's records, "
             "when, how and why (AuditEvents, or CSV)."
@@ -58,15 +54,12 @@ declare_operation(
 )
 
 
-_param = operation_param
-
-
 def operation_definition() -> dict[str, Any]:
     """The OperationDefinition the CapabilityStatement points to (valid R4)."""
     return {
         "resourceType": "OperationDefinition",
         "id": OPERATION_ID,
-        "url": _operation_url(),
+        "url": operation_url(OPERATION_ID),
         "name": "AccountingOfDisclosures",
         "title": "Accounting of disclosures: who on the other side saw this person's records",
         "status": "active",
@@ -96,9 +89,11 @@ def operation_definition() -> dict[str, Any]:
         "type": False,
         "instance": True,
         "parameter": [
-            _param("start", "in", 0, "1", "date", "From this day on (YYYY, YYYY-MM, YYYY-MM-DD)."),
-            _param("end", "in", 0, "1", "date", "Up to and including this day."),
-            _param(
+            operation_param(
+                "start", "in", 0, "1", "date", "From this day on (YYYY, YYYY-MM, YYYY-MM-DD)."
+            ),
+            operation_param("end", "in", 0, "1", "date", "Up to and including this day."),
+            operation_param(
                 "_count",
                 "in",
                 0,
@@ -107,7 +102,7 @@ def operation_definition() -> dict[str, Any]:
                 f"Entries per page ({accounting.DEFAULT_COUNT}; at most {accounting.MAX_COUNT});"
                 " a CSV download holds them all.",
             ),
-            _param(
+            operation_param(
                 "return",
                 "out",
                 1,

@@ -44,22 +44,15 @@ ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 GRANT_SYSTEM = "urn:puente:break-the-glass-grant"
 
 
-def _operation_url() -> str:
-    return operation_url(OPERATION_ID)
-
-
 # `$break-the-glass` on Patient in the CapabilityStatement.
 declare_operation(
     OperationDef(
         name="break-the-glass",
-        definition=_operation_url(),
+        definition=operation_url(OPERATION_ID),
         documentation="Emergency access by a clinician to one patient, with a written reason.",
     ),
     "Patient",
 )
-
-
-_param = operation_param
 
 
 def operation_definition() -> dict[str, Any]:
@@ -68,7 +61,7 @@ def operation_definition() -> dict[str, Any]:
     return {
         "resourceType": "OperationDefinition",
         "id": OPERATION_ID,
-        "url": _operation_url(),
+        "url": operation_url(OPERATION_ID),
         "name": "BreakTheGlass",
         "title": "Break-the-glass: a clinician's emergency access to one patient's records",
         "status": "active",
@@ -90,7 +83,7 @@ def operation_definition() -> dict[str, Any]:
         "type": False,
         "instance": True,
         "parameter": [
-            _param(
+            operation_param(
                 "reason",
                 "in",
                 1,
@@ -99,7 +92,7 @@ def operation_definition() -> dict[str, Any]:
                 f"Why, in the clinician's words ({btg.REASON_MIN} to {btg.REASON_MAX} "
                 "characters after trimming). Kept for the review; never sent to the patient.",
             ),
-            _param(
+            operation_param(
                 "minutes",
                 "in",
                 0,
@@ -108,11 +101,13 @@ def operation_definition() -> dict[str, Any]:
                 f"How long the grant lasts: {policy.btg_duration_minutes} minutes unless "
                 f"given, at most {policy.btg_max_duration_minutes}.",
             ),
-            _param("grant", "out", 1, "1", "Identifier", "The grant (for the review)."),
-            _param("patient", "out", 1, "1", "Reference", "The Patient the grant is for."),
-            _param("purpose", "out", 1, "1", "Coding", "v3-ActReason ETREAT."),
-            _param("expires", "out", 1, "1", "instant", "The grant opens nothing from then on."),
-            _param(
+            operation_param("grant", "out", 1, "1", "Identifier", "The grant (for the review)."),
+            operation_param("patient", "out", 1, "1", "Reference", "The Patient the grant is for."),
+            operation_param("purpose", "out", 1, "1", "Coding", "v3-ActReason ETREAT."),
+            operation_param(
+                "expires", "out", 1, "1", "instant", "The grant opens nothing from then on."
+            ),
+            operation_param(
                 "notice",
                 "out",
                 1,

@@ -29,22 +29,15 @@ router = APIRouter(prefix="/fhir", route_class=TransactionalRoute, tags=["Patien
 OPERATION_ID = "Patient-everything"
 
 
-def _operation_url() -> str:
-    return operation_url(OPERATION_ID)
-
-
 # `$everything` on Patient in the CapabilityStatement.
 declare_operation(
     OperationDef(
         name="everything",
-        definition=_operation_url(),
+        definition=operation_url(OPERATION_ID),
         documentation="A patient's records across the linked records of both sides.",
     ),
     "Patient",
 )
-
-
-_param = operation_param
 
 
 def operation_definition() -> dict[str, Any]:
@@ -53,7 +46,7 @@ def operation_definition() -> dict[str, Any]:
     return {
         "resourceType": "OperationDefinition",
         "id": OPERATION_ID,
-        "url": _operation_url(),
+        "url": operation_url(OPERATION_ID),
         "name": "PatientEverything",
         "title": "Fetch a patient's records across the records linked to it",
         "status": "active",
@@ -78,7 +71,7 @@ def operation_definition() -> dict[str, Any]:
         "type": False,
         "instance": True,
         "parameter": [
-            _param(
+            operation_param(
                 "start",
                 "in",
                 0,
@@ -87,7 +80,7 @@ def operation_definition() -> dict[str, Any]:
                 "Care dates from this date: resources whose care dates all end before it are "
                 "left out; resources without a care date stay.",
             ),
-            _param(
+            operation_param(
                 "end",
                 "in",
                 0,
@@ -96,7 +89,7 @@ def operation_definition() -> dict[str, Any]:
                 "Care dates up to this date: resources whose care dates all start after it "
                 "are left out; resources without a care date stay.",
             ),
-            _param(
+            operation_param(
                 "_since",
                 "in",
                 0,
@@ -104,7 +97,7 @@ def operation_definition() -> dict[str, Any]:
                 "instant",
                 "Only resources whose meta.lastUpdated is at or after this instant.",
             ),
-            _param(
+            operation_param(
                 "_type",
                 "in",
                 0,
@@ -113,7 +106,7 @@ def operation_definition() -> dict[str, Any]:
                 "Only resources of these types (comma-separated); a type the server does "
                 "not hold is a 400.",
             ),
-            _param(
+            operation_param(
                 "_count",
                 "in",
                 0,
@@ -123,7 +116,7 @@ def operation_definition() -> dict[str, Any]:
                 f"{everything.MAX_COUNT}); the next link pages on with a token, stable while "
                 "data changes.",
             ),
-            _param(
+            operation_param(
                 "return",
                 "out",
                 1,

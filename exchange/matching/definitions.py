@@ -26,9 +26,6 @@ class Operation:
         return OperationDef(name=self.code, definition=self.url, documentation=self.title)
 
 
-_param = operation_param
-
-
 MATCH = Operation(
     id="Patient-match",
     code="match",
@@ -44,8 +41,10 @@ MATCH = Operation(
     ),
     affects_state=False,
     parameters=(
-        _param("resource", "in", 1, "1", "Patient", "The Patient to find (validated as R4)."),
-        _param(
+        operation_param(
+            "resource", "in", 1, "1", "Patient", "The Patient to find (validated as R4)."
+        ),
+        operation_param(
             "onlyCertainMatches",
             "in",
             0,
@@ -53,8 +52,10 @@ MATCH = Operation(
             "boolean",
             "true: return nothing unless exactly one candidate is certain, then only it.",
         ),
-        _param("count", "in", 0, "1", "integer", "At most this many candidates (10; max 100)."),
-        _param(
+        operation_param(
+            "count", "in", 0, "1", "integer", "At most this many candidates (10; max 100)."
+        ),
+        operation_param(
             "return",
             "out",
             1,
@@ -81,10 +82,10 @@ IHE_PIX = Operation(
     ),
     affects_state=False,
     parameters=(
-        _param("sourceIdentifier", "in", 1, "1", "Identifier", "`system|value` (token)."),
-        _param("targetSystem", "in", 0, "*", "uri", "Only identifiers of these systems."),
-        _param("targetIdentifier", "out", 0, "*", "Identifier", "A linked identifier."),
-        _param("targetId", "out", 0, "*", "Reference", "A linked Patient."),
+        operation_param("sourceIdentifier", "in", 1, "1", "Identifier", "`system|value` (token)."),
+        operation_param("targetSystem", "in", 0, "*", "uri", "Only identifiers of these systems."),
+        operation_param("targetIdentifier", "out", 0, "*", "Identifier", "A linked identifier."),
+        operation_param("targetId", "out", 0, "*", "Reference", "A linked Patient."),
     ),
 )
 
