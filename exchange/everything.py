@@ -49,7 +49,7 @@ from puente.errors import Forbidden, Gone, InvalidRequest, Issue
 from puente.fhir import keyset
 from puente.fhir.dates import date_range
 from puente.fhir.keyset import Key
-from puente.fhir.sql import among
+from puente.fhir.sql import among_in
 from translation.i18n import N_
 
 DEFAULT_COUNT = 50
@@ -251,14 +251,10 @@ def _live(session: Session, pks: Iterable[int]) -> Rows:
         return {}
     found = session.execute(
         select(StoredResource.pk, StoredResource.res_type, StoredResource.last_updated).where(
-            _among(session, StoredResource.pk, wanted), StoredResource.deleted.is_(False)
+            among_in(session, StoredResource.pk, wanted), StoredResource.deleted.is_(False)
         )
     ).all()
     return {pk: _Row(res_type, last_updated) for pk, res_type, last_updated in found}
-
-
-def _among(session: Session, column: Any, pks: Iterable[int]) -> ColumnElement[bool]:
-    return among(session.get_bind().dialect.name, column, pks)
 
 
 def _readable(caller: Caller, rows: Rows) -> set[str]:
@@ -273,7 +269,7 @@ def _gated(
     types = _readable(caller, rows)
     if not types:
         return {}
-    within = _among(session, StoredResource.pk, rows)
+    within = among_in(session, StoredResource.pk, rows)
     visible = gate.clause_of(types, within=within)
     found = session.scalars(select(StoredResource.pk).where(within, visible, *extra))
     return {pk: rows[pk] for pk in found}
@@ -307,7 +303,7 @@ def _referenced(session: Session, rows: Rows) -> Rows:
     targets = session.execute(
         select(ReferenceIndex.target_type, ReferenceIndex.target_id)
         .where(
-            _among(session, ReferenceIndex.resource_pk, rows),
+            among_in(session, ReferenceIndex.resource_pk, rows),
             ReferenceIndex.target_type.is_not(None),
             ReferenceIndex.target_type != "Patient",
         )
@@ -341,7 +337,7 @@ def _provenance(session: Session, rows: Rows) -> Rows:
         .where(
             ReferenceIndex.res_type == "Provenance",
             ReferenceIndex.param == "target",
-            _among(session, target.pk, rows),
+            among_in(session, target.pk, rows),
         )
         .distinct()
     )
@@ -392,7 +388,7 @@ def everything(
         return Everything([], len(every), None, None, _references(session, patients), withheld)
     found = keyset.page(
         session,
-        select(StoredResource).where(_among(session, StoredResource.pk, every)),
+        select(StoredResource).where(among_in(session, StoredResource.pk, every)),
         _order(),
         count=request.count,
         page_token=request.page_token,
@@ -416,7 +412,7 @@ def _withheld(
     hidden = _kept(request, _except(compartment, shown))
     if not hidden:
         return False
-    within = and_(_among(session, StoredResource.pk, hidden), _care_period(request))
+    within = and_(among_in(session, StoredResource.pk, hidden), _care_period(request))
     return gate.withheld(None, within, visible=false())
 
 
@@ -425,7 +421,7 @@ def _references(session: Session, pks: Sequence[int]) -> list[str]:
     if not pks:
         return []
     found = session.scalars(
-        select(StoredResource.res_id).where(_among(session, StoredResource.pk, pks))
+        select(StoredResource.res_id).where(among_in(session, StoredResource.pk, pks))
     )
     return [f"Patient/{res_id}" for res_id in sorted(found)]
 

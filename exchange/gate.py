@@ -56,7 +56,7 @@ from exchange.resources import DIRECTORY_TYPES
 from puente.auth.caller import Caller
 from puente.auth.scopes import Role
 from puente.db import utcnow
-from puente.fhir.sql import among
+from puente.fhir.sql import among_in
 from translation.i18n import N_
 
 # The references that put a resource in a patient's compartment (FHIR R4
@@ -371,7 +371,7 @@ class Gate:
         allowed = [r.pk for r, d in zip(rows, decisions, strict=True) if d.permit]
         if not allowed:
             return base
-        return or_(base, among(self.session.get_bind().dialect.name, StoredResource.pk, allowed))
+        return or_(base, among_in(self.session, StoredResource.pk, allowed))
 
     def versions_clause(self, within: ColumnElement[bool]) -> ColumnElement[bool]:
         """Exactly the versions (ResourceVersion rows, inside `within`) the caller may
