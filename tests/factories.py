@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from fastapi.testclient import TestClient
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -260,3 +261,10 @@ def patient(**fields: Any) -> dict[str, Any]:
         "birthDate": "1985-04-12",
     }
     return {**resource, **fields}
+
+
+def put_resource(client: TestClient, resource: dict[str, Any], headers: dict[str, str]) -> None:
+    """PUT `resource` at its own id as the caller of `headers`; created or updated."""
+    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
+    response = client.put(url, json=resource, headers={**headers, **fhir_json()})
+    assert response.status_code in (200, 201), response.text

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
 from tests.consent.builders import consent_json, provision
-from tests.factories import audit_entry, bearer, fhir_json, organizations, patient
+from tests.factories import audit_entry, bearer, fhir_json, organizations, patient, put_resource
 
 HGCJ = bearer("system", "hgcj")
 UMCEP = bearer("system", "umcep")
@@ -40,12 +40,6 @@ ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 URL = f"/fhir/Patient/{PATIENT}/$disclosures"
 
 
-def _put(client: TestClient, resource: dict[str, Any], headers: dict[str, str]) -> None:
-    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
-    response = client.put(url, json=resource, headers={**headers, **fhir_json()})
-    assert response.status_code in (200, 201), response.text
-
-
 def _condition(res_id: str, subject: str = PATIENT) -> dict[str, Any]:
     return {
         "resourceType": "Condition",
@@ -58,7 +52,7 @@ def _condition(res_id: str, subject: str = PATIENT) -> dict[str, Any]:
 
 def _share(client: TestClient, subject: str = PATIENT, cid: str = "hgcj-consent-1") -> None:
     root = provision("permit", to=["us"], purposes=["TREAT"])
-    _put(client, consent_json(root, cid=cid, patient=subject), OFFICER)
+    put_resource(client, consent_json(root, cid=cid, patient=subject), OFFICER)
 
 
 @pytest.fixture
@@ -66,14 +60,14 @@ def juarez(client: TestClient) -> None:
     with session_factory()() as session:
         organizations(session)
         session.commit()
-    _put(client, patient(id=PATIENT), HGCJ)
-    _put(client, _condition(ASTHMA), HGCJ)
+    put_resource(client, patient(id=PATIENT), HGCJ)
+    put_resource(client, _condition(ASTHMA), HGCJ)
     doctor = {
         "resourceType": "Practitioner",
         "id": "umcep-dr-ruiz",
         "name": [{"family": "Ruiz", "given": ["Ana"], "prefix": ["Dr."]}],
     }
-    _put(client, doctor, UMCEP)
+    put_resource(client, doctor, UMCEP)
     _share(client)
 
 
@@ -162,8 +156,8 @@ def test_a_search_and_a_break_the_glass_are_listed_newest_first(
     _read(client, f"Condition?subject=Patient/{PATIENT}")
     # José at both hospitals (the MPI links them); a break-the-glass on El Paso's record
     # opens Juárez's, and what it opens is marked in the accounting.
-    _put(client, person(PATIENT, MRN_HGCJ), HGCJ)
-    _put(client, person("umcep-p1", MRN_UMCEP), UMCEP)
+    put_resource(client, person(PATIENT, MRN_HGCJ), HGCJ)
+    put_resource(client, person("umcep-p1", MRN_UMCEP), UMCEP)
     grant = client.post(
         "/fhir/Patient/umcep-p1/$break-the-glass",
         json={
@@ -196,7 +190,7 @@ def test_a_search_and_a_break_the_glass_are_listed_newest_first(
 
 def test_who_may_read_an_accounting(client: TestClient, juarez: None) -> None:
     _read(client, f"Condition/{ASTHMA}")
-    _put(client, patient(id="hgcj-p2", name=[{"family": "Otro", "given": ["Ana"]}]), HGCJ)
+    put_resource(client, patient(id="hgcj-p2", name=[{"family": "Otro", "given": ["Ana"]}]), HGCJ)
     assert _accounting(client, OFFICER)["total"] == 1  # the patient's hospital's officer
     not_found = []
     for headers in (
@@ -231,8 +225,8 @@ def test_who_may_read_an_accounting(client: TestClient, juarez: None) -> None:
 def test_a_search_across_patients_shows_each_only_their_own_records(
     client: TestClient, juarez: None
 ) -> None:
-    _put(client, patient(id="hgcj-p2", name=[{"family": "Otro", "given": ["Ana"]}]), HGCJ)
-    _put(client, _condition("hgcj-c-other", subject="hgcj-p2"), HGCJ)
+    put_resource(client, patient(id="hgcj-p2", name=[{"family": "Otro", "given": ["Ana"]}]), HGCJ)
+    put_resource(client, _condition("hgcj-c-other", subject="hgcj-p2"), HGCJ)
     _share(client, subject="hgcj-p2", cid="hgcj-consent-2")
     _read(client, "Condition?code=J45.9")  # both patients' Conditions in one response
     with session_factory()() as session:
@@ -255,7 +249,7 @@ def test_the_accounting_downloads_as_csv_safe_for_spreadsheets(
 ) -> None:
     formula = '=HYPERLINK("http://evil.example","Dr. Ruiz")'
     doctor = {"resourceType": "Practitioner", "id": "umcep-dr-ruiz", "name": [{"text": formula}]}
-    _put(client, doctor, UMCEP)
+    put_resource(client, doctor, UMCEP)
     _read(client, f"Condition/{ASTHMA}")
     response = client.get(URL, headers={**ME, "Accept": "text/csv", "Accept-Language": "es"})
     assert response.headers["content-type"].startswith("text/csv")
@@ -378,8 +372,8 @@ def test_match_and_pix_answers_are_disclosures_in_the_accounting(
             session, code="umcep", name="UMC", country="US", identifier_systems=(MRN_UMCEP,)
         )
         session.commit()
-    _put(client, person(PATIENT, MRN_HGCJ), HGCJ)
-    _put(client, person("umcep-p1", MRN_UMCEP), UMCEP)  # linked automatically
+    put_resource(client, person(PATIENT, MRN_HGCJ), HGCJ)
+    put_resource(client, person("umcep-p1", MRN_UMCEP), UMCEP)  # linked automatically
     described = person("query", MRN_UMCEP)
     matched = client.post(
         "/fhir/Patient/$match",

@@ -20,7 +20,7 @@ from consent.codes import ACT_CODE, ICD10
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
 from tests.consent.builders import consent_json, provision
-from tests.factories import bearer, fhir_json, organizations, patient
+from tests.factories import bearer, fhir_json, organizations, patient, put_resource
 
 HGCJ = bearer("system", "hgcj")
 UMCEP = bearer("system", "umcep")
@@ -31,12 +31,6 @@ PATIENT = "hgcj-p1"
 ASTHMA = "hgcj-c-asthma"
 DEPRESSION = "hgcj-c-psy"
 BTG = "BTG"
-
-
-def _put(client: TestClient, resource: dict[str, Any], headers: dict[str, str]) -> None:
-    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
-    response = client.put(url, json=resource, headers={**headers, **fhir_json()})
-    assert response.status_code in (200, 201), response.text
 
 
 def _condition(res_id: str, code: str, **fields: Any) -> dict[str, Any]:
@@ -55,14 +49,14 @@ def juarez(client: TestClient) -> None:
     with session_factory()() as session:
         organizations(session)
         session.commit()
-    _put(client, patient(id=PATIENT), HGCJ)
-    _put(client, _condition(ASTHMA, "J45.9"), HGCJ)
-    _put(client, _condition(DEPRESSION, "F32.9"), HGCJ)
+    put_resource(client, patient(id=PATIENT), HGCJ)
+    put_resource(client, _condition(ASTHMA, "J45.9"), HGCJ)
+    put_resource(client, _condition(DEPRESSION, "F32.9"), HGCJ)
 
 
 def _consent(client: TestClient, root: dict[str, Any], cid: str = "hgcj-consent-1") -> None:
     resource = consent_json(root, cid=cid, patient=PATIENT)
-    _put(client, resource, OFFICER)
+    put_resource(client, resource, OFFICER)
 
 
 def _share(client: TestClient, **kwargs: Any) -> None:
@@ -179,7 +173,7 @@ def test_revocation_takes_effect_for_the_next_request(client: TestClient, juarez
         patient=PATIENT,
         status="inactive",
     )
-    _put(client, resource, OFFICER)
+    put_resource(client, resource, OFFICER)
     assert _status(client, f"Condition/{ASTHMA}") == 404
     assert _ids(_found(client, f"Condition?subject=Patient/{PATIENT}")) == []
 
@@ -262,7 +256,7 @@ def test_part2_record_carries_the_notice_and_the_consent_summary(
         "F10.2",
         recorder={"reference": "HealthcareService/hgcj-adicciones"},
     )
-    _put(client, detox, HGCJ)
+    put_resource(client, detox, HGCJ)
     # A country-wide permit does not name the recipient (42 CFR 2.31): nothing.
     _share(client)
     assert _status(client, "Condition/hgcj-c-sud") == 404
@@ -290,8 +284,8 @@ def test_part2_record_carries_the_notice_and_the_consent_summary(
 def test_the_patient_sees_its_own_records_and_no_one_elses(
     client: TestClient, juarez: None
 ) -> None:
-    _put(client, patient(id="hgcj-p2", name=[{"family": "Otro", "given": ["Ana"]}]), HGCJ)
-    _put(
+    put_resource(client, patient(id="hgcj-p2", name=[{"family": "Otro", "given": ["Ana"]}]), HGCJ)
+    put_resource(
         client,
         _condition("hgcj-c-other", "J45.9", subject={"reference": "Patient/hgcj-p2"}),
         HGCJ,
@@ -309,8 +303,8 @@ def test_break_the_glass_opens_the_linked_records_until_it_expires(
     from tests.matching.test_mpi_match import MRN_HGCJ, MRN_UMCEP, person
 
     # José at both hospitals: the MPI links the two records automatically.
-    _put(client, person(PATIENT, MRN_HGCJ), HGCJ)
-    _put(client, person("umcep-p1", MRN_UMCEP), UMCEP)
+    put_resource(client, person(PATIENT, MRN_HGCJ), HGCJ)
+    put_resource(client, person("umcep-p1", MRN_UMCEP), UMCEP)
     assert _status(client, f"Condition/{DEPRESSION}") == 404
     grant = client.post(
         "/fhir/Patient/umcep-p1/$break-the-glass",

@@ -32,7 +32,7 @@ from puente.auth.caller import Caller
 from puente.auth.scopes import Role
 from puente.db import session_factory, utcnow
 from tests.consent.builders import consent_json, provision
-from tests.factories import bearer, fhir_json, organizations, patient
+from tests.factories import bearer, fhir_json, organizations, patient, put_resource
 
 HGCJ = bearer("system", "hgcj")
 UMCEP = bearer("system", "umcep")
@@ -93,12 +93,6 @@ def worlds(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-def _put(client: TestClient, resource: dict[str, Any], headers: dict[str, str]) -> None:
-    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
-    response = client.put(url, json=resource, headers={**headers, **fhir_json()})
-    assert response.status_code in (200, 201), response.text
-
-
 def _build(client: TestClient, world: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     """Store the world; its Patient ids and its Consents as written."""
     run = next(_counter)
@@ -108,7 +102,7 @@ def _build(client: TestClient, world: dict[str, Any]) -> tuple[list[str], list[d
         pid = f"hgcj-w{run}{tag}-p{n}"
         patient_ids.append(pid)
         # Distinct people: the MPI links nothing (names and birth dates differ).
-        _put(
+        put_resource(
             client,
             patient(
                 id=pid,
@@ -120,7 +114,7 @@ def _build(client: TestClient, world: dict[str, Any]) -> tuple[list[str], list[d
         )
         # The same person registered at El Paso under another name (the matcher does not
         # link them), linked by HGCJ's steward: `Patient.link` and `$ihe-pix` cross here.
-        _put(
+        put_resource(
             client,
             patient(
                 id=_el_paso(pid),
@@ -137,7 +131,7 @@ def _build(client: TestClient, world: dict[str, Any]) -> tuple[list[str], list[d
         )
         assert linked.status_code in (200, 201), linked.text
         for i, code in enumerate(codes):
-            _put(
+            put_resource(
                 client,
                 {
                     "resourceType": "Condition",

@@ -24,7 +24,7 @@ from consent.codes import ICD10
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
 from tests.consent.builders import consent_json, provision
-from tests.factories import bearer, fhir_json, organizations, patient
+from tests.factories import bearer, fhir_json, organizations, patient, put_resource
 from tests.matching.test_mpi_match import MRN_HGCJ, MRN_UMCEP, person
 
 HGCJ = bearer("system", "hgcj")
@@ -53,12 +53,6 @@ EL_PASO = {
 DEPRESSION = "Condition/hgcj-c-psy"
 
 
-def _put(client: TestClient, resource: dict[str, Any], headers: dict[str, str]) -> None:
-    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
-    response = client.put(url, json=resource, headers={**headers, **fhir_json()})
-    assert response.status_code in (200, 201), response.text
-
-
 def _condition(res_id: str, code: str, **fields: Any) -> dict[str, Any]:
     return {
         "resourceType": "Condition",
@@ -83,14 +77,14 @@ def _visit(res_id: str, patient: str, start: str, **fields: Any) -> dict[str, An
 
 
 def _el_paso(client: TestClient) -> None:
-    _put(client, person(JOSE_US, MRN_UMCEP), UMCEP)
-    _put(
+    put_resource(client, person(JOSE_US, MRN_UMCEP), UMCEP)
+    put_resource(
         client,
         {"resourceType": "Practitioner", "id": "umcep-dr-ruiz", "name": [{"family": "Ruiz"}]},
         UMCEP,
     )
-    _put(client, {"resourceType": "Location", "id": "umcep-er", "name": "UMC ER"}, UMCEP)
-    _put(
+    put_resource(client, {"resourceType": "Location", "id": "umcep-er", "name": "UMC ER"}, UMCEP)
+    put_resource(
         client,
         _visit(
             "umcep-e-2026",
@@ -101,7 +95,7 @@ def _el_paso(client: TestClient) -> None:
         ),
         UMCEP,
     )
-    _put(
+    put_resource(
         client,
         {
             "resourceType": "Observation",
@@ -114,7 +108,7 @@ def _el_paso(client: TestClient) -> None:
         },
         UMCEP,
     )
-    _put(
+    put_resource(
         client,
         {
             "resourceType": "Provenance",
@@ -127,8 +121,8 @@ def _el_paso(client: TestClient) -> None:
     )
     # Someone else at El Paso: never part of José's record.
     other = patient(id="umcep-p2", name=[{"family": "Otro", "given": ["Ana"]}], gender="female")
-    _put(client, other, UMCEP)
-    _put(client, _visit("umcep-e-other", "umcep-p2", "2026-05-11"), UMCEP)
+    put_resource(client, other, UMCEP)
+    put_resource(client, _visit("umcep-e-other", "umcep-p2", "2026-05-11"), UMCEP)
 
 
 @pytest.fixture
@@ -136,18 +130,20 @@ def border(client: TestClient) -> None:
     with session_factory()() as session:
         organizations(session)
         session.commit()
-    _put(client, person(JOSE_MX, MRN_HGCJ), HGCJ)
-    _put(client, _condition("hgcj-c-asthma", "J45.9"), HGCJ)
-    _put(client, _condition("hgcj-c-psy", "F32.9"), HGCJ)
+    put_resource(client, person(JOSE_MX, MRN_HGCJ), HGCJ)
+    put_resource(client, _condition("hgcj-c-asthma", "J45.9"), HGCJ)
+    put_resource(client, _condition("hgcj-c-psy", "F32.9"), HGCJ)
     provider = {"reference": "Organization/hgcj"}
-    _put(client, _visit("hgcj-e-2025", JOSE_MX, "2025-06-01", serviceProvider=provider), HGCJ)
+    put_resource(
+        client, _visit("hgcj-e-2025", JOSE_MX, "2025-06-01", serviceProvider=provider), HGCJ
+    )
     _el_paso(client)
 
 
 def _share(client: TestClient, **kwargs: Any) -> None:
     """José lets the United States' hospitals see his records for treatment."""
     root = provision("permit", to=["us"], purposes=["TREAT"], **kwargs)
-    _put(client, consent_json(root, cid="hgcj-consent-1", patient=JOSE_MX), OFFICER)
+    put_resource(client, consent_json(root, cid="hgcj-consent-1", patient=JOSE_MX), OFFICER)
 
 
 def _everything(
@@ -334,7 +330,7 @@ def test_paging_neither_repeats_nor_loses_while_data_changes(
         assert "_count=3" in url
         assert "_page_token=" in url
         if not added:  # a new lab result arrives while the clinician pages
-            _put(
+            put_resource(
                 client,
                 {
                     "resourceType": "Observation",
@@ -395,12 +391,12 @@ def test_a_part2_record_carries_its_notice(client: TestClient, border: None) -> 
     detox = _condition(
         "hgcj-c-sud", "F10.2", recorder={"reference": "HealthcareService/hgcj-adicciones"}
     )
-    _put(client, detox, HGCJ)
+    put_resource(client, detox, HGCJ)
     root = provision(
         "permit", to=["umcep"], custodian=["hgcj"], purposes=["TREAT"],
         labels=["42CFRPart2", "ETH"],
     )  # fmt: skip
-    _put(client, consent_json(root, cid="hgcj-consent-part2", patient=JOSE_MX), OFFICER)
+    put_resource(client, consent_json(root, cid="hgcj-consent-part2", patient=JOSE_MX), OFFICER)
     response = client.get(
         f"/fhir/Patient/{JOSE_US}/$everything?_type=Condition",
         headers={**DOCTOR, "Accept-Language": "es"},

@@ -25,7 +25,7 @@ from puente.audit.models import AuditEntry
 from puente.db import session_factory
 from puente.settings import get_settings
 from tests.consent.builders import consent_json, provision
-from tests.factories import bearer, fhir_json, organizations, patient
+from tests.factories import bearer, fhir_json, organizations, patient, put_resource
 
 HGCJ = bearer("system", "hgcj")
 UMCEP = bearer("system", "umcep")
@@ -39,12 +39,6 @@ ASTHMA, DEPRESSION = "hgcj-c-asthma", "hgcj-c-psy"
 EL_PASO_PATIENT, EL_PASO_CONDITION = "umcep-p9", "umcep-c-flu"
 ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 BASE = "http://testserver"
-
-
-def _put(client: TestClient, resource: dict[str, Any], headers: dict[str, str]) -> None:
-    url = f"/fhir/{resource['resourceType']}/{resource['id']}"
-    response = client.put(url, json=resource, headers={**headers, **fhir_json()})
-    assert response.status_code in (200, 201), response.text
 
 
 def _condition(res_id: str, subject: str, code: str) -> dict[str, Any]:
@@ -62,11 +56,11 @@ def records(client: TestClient) -> None:
     with session_factory()() as session:
         organizations(session)
         session.commit()
-    _put(client, patient(id=JUAREZ_PATIENT), HGCJ)
-    _put(client, _condition(ASTHMA, JUAREZ_PATIENT, "J45.9"), HGCJ)
-    _put(client, _condition(DEPRESSION, JUAREZ_PATIENT, "F32.9"), HGCJ)
-    _put(client, patient(id=EL_PASO_PATIENT, name=[{"family": "Smith"}]), UMCEP)
-    _put(client, _condition(EL_PASO_CONDITION, EL_PASO_PATIENT, "J10.1"), UMCEP)
+    put_resource(client, patient(id=JUAREZ_PATIENT), HGCJ)
+    put_resource(client, _condition(ASTHMA, JUAREZ_PATIENT, "J45.9"), HGCJ)
+    put_resource(client, _condition(DEPRESSION, JUAREZ_PATIENT, "F32.9"), HGCJ)
+    put_resource(client, patient(id=EL_PASO_PATIENT, name=[{"family": "Smith"}]), UMCEP)
+    put_resource(client, _condition(EL_PASO_CONDITION, EL_PASO_PATIENT, "J10.1"), UMCEP)
 
 
 def _share(client: TestClient, status: str = "active") -> None:
@@ -77,7 +71,7 @@ def _share(client: TestClient, status: str = "active") -> None:
         patient=JUAREZ_PATIENT,
         status=status,
     )
-    _put(client, resource, OFFICER)
+    put_resource(client, resource, OFFICER)
 
 
 def _kick_off(client: TestClient, path: str, headers: dict[str, str], **extra: str) -> Any:
@@ -215,7 +209,7 @@ def test_type_and_since_narrow_the_export(client: TestClient, records: None) -> 
             dt.UTC
         )
     since = later.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    _put(client, _condition("hgcj-c-later", JUAREZ_PATIENT, "J20.9"), HGCJ)
+    put_resource(client, _condition("hgcj-c-later", JUAREZ_PATIENT, "J20.9"), HGCJ)
     found = _export(client, f"$export?_since={since}", HGCJ)
     assert {t: _ids(found, t) for t in found} == {"Condition": ["hgcj-c-later"]}
     manifest_request = _manifest(
@@ -228,7 +222,7 @@ def test_files_split_at_the_configured_size(
     client: TestClient, records: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for n in range(2, 6):
-        _put(client, _condition(f"hgcj-c-{n}", JUAREZ_PATIENT, "J20.9"), HGCJ)
+        put_resource(client, _condition(f"hgcj-c-{n}", JUAREZ_PATIENT, "J20.9"), HGCJ)
     monkeypatch.setenv("PUENTE_EXPORT_FILE_MAX_RESOURCES", "2")
     get_settings.cache_clear()
     started = _kick_off(client, "$export?_type=Condition", HGCJ)
@@ -242,8 +236,8 @@ def test_files_split_at_the_configured_size(
 
 
 def test_a_group_export_holds_its_members_compartments(client: TestClient, records: None) -> None:
-    _put(client, patient(id="umcep-p10", name=[{"family": "Jones"}]), UMCEP)
-    _put(client, _condition("umcep-c-10", "umcep-p10", "J45.9"), UMCEP)
+    put_resource(client, patient(id="umcep-p10", name=[{"family": "Jones"}]), UMCEP)
+    put_resource(client, _condition("umcep-c-10", "umcep-p10", "J45.9"), UMCEP)
     group = {
         "resourceType": "Group",
         "id": "umcep-flu-clinic",
@@ -251,7 +245,7 @@ def test_a_group_export_holds_its_members_compartments(client: TestClient, recor
         "actual": True,
         "member": [{"entity": {"reference": f"Patient/{EL_PASO_PATIENT}"}}],
     }
-    _put(client, group, UMCEP)
+    put_resource(client, group, UMCEP)
     found = _export(client, "Group/umcep-flu-clinic/$export", DOCTOR)
     assert _ids(found, "Patient") == [EL_PASO_PATIENT]
     assert _ids(found, "Condition") == [EL_PASO_CONDITION]
