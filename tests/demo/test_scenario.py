@@ -33,6 +33,14 @@ def _run() -> tuple[bool, str]:
     return loaded, out.getvalue()
 
 
+def _tokens_of(printed: str) -> dict[str, str]:
+    return dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in printed.splitlines()
+        if line.startswith("export ")
+    )
+
+
 def test_loads_once_then_skips(client: TestClient) -> None:
     loaded, first = _run()
     assert loaded
@@ -53,11 +61,7 @@ def test_loads_once_then_skips(client: TestClient) -> None:
 
 def test_printed_tokens_and_calls_work(client: TestClient) -> None:
     _loaded, printed = _run()
-    tokens = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in printed.splitlines()
-        if line.startswith("export ")
-    )
+    tokens = _tokens_of(printed)
     assert {"HGCJ", "UMCEP", "OFFICER", "ADMIN", "CLINICIAN"} <= set(tokens)
     assert printed.count("curl ") >= 3
     organizations = client.get(
@@ -116,11 +120,7 @@ def test_a_break_the_glass_episode_waits_for_review(
     monkeypatch.setenv("PUENTE_MAIL_DIR", str(tmp_path / "mail"))
     get_settings.cache_clear()
     _loaded, printed = _run()
-    tokens = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in printed.splitlines()
-        if line.startswith("export ")
-    )
+    tokens = _tokens_of(printed)
     assert "1 emergency access waiting for a consent officer's review" in printed
     assert "/btg/reviews" in printed
     assert "$break-the-glass" in printed
@@ -164,14 +164,6 @@ def test_a_break_the_glass_episode_waits_for_review(
     assert opened.status_code == 200, opened.text
     (notice_code,) = [e["extension"][0]["valueCode"] for e in opened.json()["meta"]["extension"]]
     assert notice_code == "break-the-glass-notice"
-
-
-def _tokens_of(printed: str) -> dict[str, str]:
-    return dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in printed.splitlines()
-        if line.startswith("export ")
-    )
 
 
 def _codes(bundle: dict[str, Any], mode: str = "match") -> list[str]:
@@ -244,11 +236,7 @@ def test_the_walkthrough_across_the_border(client: TestClient) -> None:
 
 def test_the_demo_patient_reads_his_accounting_of_disclosures(client: TestClient) -> None:
     _loaded, printed = _run()
-    tokens = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in printed.splitlines()
-        if line.startswith("export ")
-    )
+    tokens = _tokens_of(printed)
     assert "/fhir/Patient/hgcj-demo-patient/\\$disclosures" in printed
     response = client.get(
         "/fhir/Patient/hgcj-demo-patient/$disclosures",
@@ -276,11 +264,7 @@ def test_the_demo_patient_reads_his_accounting_of_disclosures(client: TestClient
 
 def test_the_demo_exports_a_group_through_the_gate(client: TestClient) -> None:
     _loaded, printed = _run()
-    tokens = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in printed.splitlines()
-        if line.startswith("export ")
-    )
+    tokens = _tokens_of(printed)
     assert "Bulk export" in printed
     assert "Patient-1.ndjson (2)" in printed  # José's El Paso and (linked) Juárez records
     status_line = next(line for line in printed.splitlines() if "$export-status/" in line)
@@ -305,11 +289,7 @@ def test_everything_on_the_consenting_juarez_patient_as_the_us_clinician(
     client: TestClient,
 ) -> None:
     _loaded, printed = _run()
-    tokens = dict(
-        line.removeprefix("export ").split("=", 1)
-        for line in printed.splitlines()
-        if line.startswith("export ")
-    )
+    tokens = _tokens_of(printed)
     assert "/fhir/Patient/hgcj-demo-patient/\\$everything" in printed
     bundle = client.get(
         "/fhir/Patient/hgcj-demo-patient/$everything",
