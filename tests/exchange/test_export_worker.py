@@ -14,8 +14,6 @@ import collections
 import json
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,7 +28,7 @@ from exchange.models import ExportJob, StoredResource
 from puente import tasks
 from puente.db import session_factory
 from tests.exchange.test_import_async import register_systems
-from tests.exchange.test_import_worker import BROKER_URL, WAIT_SECONDS, Workers
+from tests.exchange.workers import BROKER_URL, WAIT_SECONDS, Workers
 from tests.factories import bearer
 
 pytestmark = [
@@ -39,15 +37,6 @@ pytestmark = [
 ]
 HGCJ = bearer("system", "hgcj")
 BASE = "http://testserver"
-
-
-@pytest.fixture
-def workers(database_url: str, tmp_path: Path) -> Iterator[Workers]:
-    running = Workers(database_url, tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop_all()
 
 
 def _job(job_id: str) -> ExportJob:

@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import collections
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,11 +31,7 @@ from puente.auth import service as auth
 from puente.db import session_factory
 from tests.conftest import truncate_all
 from tests.exchange.test_import_async import register_systems
-
-BROKER_URL = os.environ.get("PUENTE_TEST_BROKER_URL")
-PUENTE = Path(sys.executable).with_name("puente")
-VISIBILITY_TIMEOUT = 5
-WAIT_SECONDS = 90
+from tests.exchange.workers import BROKER_URL, WAIT_SECONDS, Workers
 
 pytestmark = [
     pytest.mark.celery_worker,
@@ -51,54 +43,6 @@ pytestmark = [
 def clean(engine: Engine) -> Iterator[None]:
     yield
     truncate_all(engine)
-
-
-class Workers:
-    """`puente worker` processes on the test database; all stopped at the end."""
-
-    def __init__(self, database_url: str, logs: Path) -> None:
-        assert BROKER_URL is not None
-        self.env = os.environ | {
-            "PUENTE_BROKER_URL": BROKER_URL,
-            "PUENTE_DATABASE_URL": database_url,
-            "PUENTE_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
-        }
-        self.logs = logs
-        self.started: list[subprocess.Popen[bytes]] = []
-
-    def start(self) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"worker-{len(self.started)}.log").open("wb")
-        process = subprocess.Popen(
-            [str(PUENTE), "worker", "--pool", "solo", "--concurrency", "1"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
-        self.started.append(process)
-        return process
-
-    def tail(self) -> str:
-        return "\n".join(p.read_text()[-1500:] for p in sorted(self.logs.glob("worker-*.log")))
-
-    def stop_all(self) -> None:
-        for process in self.started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-
-
-@pytest.fixture
-def workers(database_url: str, tmp_path: Path) -> Iterator[Workers]:
-    running = Workers(database_url, tmp_path)
-    try:
-        yield running
-    finally:
-        running.stop_all()
 
 
 def _job(job_id: str) -> ImportJob:

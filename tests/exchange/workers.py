@@ -1,0 +1,54 @@
+"""Real `puente worker` processes for the tests that kill one mid-task (`celery_worker`
+tests; they run only with `PUENTE_TEST_BROKER_URL`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+BROKER_URL = os.environ.get("PUENTE_TEST_BROKER_URL")
+PUENTE = Path(sys.executable).with_name("puente")
+VISIBILITY_TIMEOUT = 5
+WAIT_SECONDS = 90
+
+
+class Workers:
+    """`puente worker` processes on the test database; all stopped at the end."""
+
+    def __init__(self, database_url: str, logs: Path) -> None:
+        assert BROKER_URL is not None
+        self.env = os.environ | {
+            "PUENTE_BROKER_URL": BROKER_URL,
+            "PUENTE_DATABASE_URL": database_url,
+            "PUENTE_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
+        }
+        self.logs = logs
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"worker-{len(self.started)}.log").open("wb")
+        process = subprocess.Popen(
+            [str(PUENTE), "worker", "--pool", "solo", "--concurrency", "1"],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        self.started.append(process)
+        return process
+
+    def tail(self) -> str:
+        return "\n".join(p.read_text()[-1500:] for p in sorted(self.logs.glob("worker-*.log")))
+
+    def stop_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
