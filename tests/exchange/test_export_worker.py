@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import json
-import signal
 import time
 from typing import Any
 
@@ -92,12 +91,7 @@ def test_a_killed_worker_leaves_every_resource_in_the_files_once(
     assert "resources written" in polled.headers["X-Progress"]
 
     deadline = time.monotonic() + WAIT_SECONDS
-    while _job(job_id).resources_done == 0:
-        assert time.monotonic() < deadline, workers.tail()
-        assert first.poll() is None, workers.tail()
-        time.sleep(0.02)
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
+    workers.kill_once(first, lambda: _job(job_id).resources_done > 0, deadline)
     at_kill = _job(job_id)
     assert at_kill.status == RUNNING, workers.tail()
     assert 0 < at_kill.resources_done < sum(expected.values())

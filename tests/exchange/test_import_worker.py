@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import collections
 import json
-import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -94,12 +93,7 @@ def test_a_killed_worker_loses_and_duplicates_nothing(
     job_id = _kick_off_through_the_broker(records, monkeypatch)
 
     deadline = time.monotonic() + WAIT_SECONDS
-    while _job(job_id).lines_done == 0:
-        assert time.monotonic() < deadline, workers.tail()
-        assert first.poll() is None, workers.tail()
-        time.sleep(0.02)
-    first.send_signal(signal.SIGKILL)
-    first.wait(timeout=10)
+    workers.kill_once(first, lambda: _job(job_id).lines_done > 0, deadline)
     at_kill = _job(job_id)
     assert at_kill.status == import_jobs.RUNNING, workers.tail()
     assert 0 < at_kill.lines_done < len(records)

@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 BROKER_URL = os.environ.get("PUENTE_TEST_BROKER_URL")
@@ -39,6 +41,18 @@ class Workers:
         log.close()
         self.started.append(process)
         return process
+
+    def kill_once(
+        self, process: subprocess.Popen[bytes], progressed: Callable[[], bool], deadline: float
+    ) -> None:
+        """SIGKILL `process` as soon as `progressed()` says it committed some work (and
+        before it finished: it must still be running), by `deadline` (monotonic)."""
+        while not progressed():
+            assert time.monotonic() < deadline, self.tail()
+            assert process.poll() is None, self.tail()
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
 
     def tail(self) -> str:
         return "\n".join(p.read_text()[-1500:] for p in sorted(self.logs.glob("worker-*.log")))
