@@ -24,6 +24,7 @@ from consent.accounting_render import csv_text, disclosure_event
 from puente.fhir.bundle import Cursors, Page, searchset
 from puente.fhir.media import allow_format, prefers
 from puente.fhir.registry import OperationDef, declare_operation, operation_param, operation_url
+from puente.fhir.registry import operation_definition as definition_of
 from puente.fhir.responses import FHIRResponse
 from puente.fhir.searching import query_items
 from puente.settings import get_settings
@@ -56,16 +57,11 @@ declare_operation(
 
 def operation_definition() -> dict[str, Any]:
     """The OperationDefinition the CapabilityStatement points to (valid R4)."""
-    return {
-        "resourceType": "OperationDefinition",
-        "id": OPERATION_ID,
-        "url": operation_url(OPERATION_ID),
-        "name": "AccountingOfDisclosures",
-        "title": "Accounting of disclosures: who on the other side saw this person's records",
-        "status": "active",
-        "kind": "operation",
-        "publisher": "Puente",
-        "description": (
+    return definition_of(
+        OPERATION_ID,
+        name="AccountingOfDisclosures",
+        title="Accounting of disclosures: who on the other side saw this person's records",
+        description=(
             "Every disclosure of this person's records to another hospital (the Patient and "
             "the records the master patient index links to it), newest first, from the "
             "audit trail: when, who (practitioner, hospital, country), which records, how "
@@ -82,13 +78,13 @@ def operation_definition() -> dict[str, Any]:
             "headers; cells a spreadsheet would run as a formula start with an apostrophe)."
             " Reading it is audited."
         ),
-        "affectsState": False,
-        "code": "disclosures",
-        "resource": ["Patient"],
-        "system": False,
-        "type": False,
-        "instance": True,
-        "parameter": [
+        affects_state=False,
+        code="disclosures",
+        resources=("Patient",),
+        system=False,
+        on_type=False,
+        instance=True,
+        parameters=[
             operation_param(
                 "start", "in", 0, "1", "date", "From this day on (YYYY, YYYY-MM, YYYY-MM-DD)."
             ),
@@ -111,7 +107,7 @@ def operation_definition() -> dict[str, Any]:
                 "A searchset Bundle of AuditEvent, newest first, with total and paging links.",
             ),
         ],
-    }
+    )
 
 
 def _filename(patient_id: str) -> str:

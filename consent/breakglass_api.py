@@ -30,6 +30,7 @@ from exchange.api import json_body
 from puente.db import utcnow
 from puente.fhir.dates import instant
 from puente.fhir.registry import OperationDef, declare_operation, operation_param, operation_url
+from puente.fhir.registry import operation_definition as definition_of
 from puente.fhir.responses import FHIRResponse
 from puente.web import BearerCallerDep, CallerDep, ContextDep, SessionDep, TransactionalRoute
 from translation.i18n import gettext
@@ -58,16 +59,11 @@ declare_operation(
 def operation_definition() -> dict[str, Any]:
     """The OperationDefinition the CapabilityStatement points to (valid R4)."""
     policy = active_policy()
-    return {
-        "resourceType": "OperationDefinition",
-        "id": OPERATION_ID,
-        "url": operation_url(OPERATION_ID),
-        "name": "BreakTheGlass",
-        "title": "Break-the-glass: a clinician's emergency access to one patient's records",
-        "status": "active",
-        "kind": "operation",
-        "publisher": "Puente",
-        "description": (
+    return definition_of(
+        OPERATION_ID,
+        name="BreakTheGlass",
+        title="Break-the-glass: a clinician's emergency access to one patient's records",
+        description=(
             "A clinician who can read the Patient (their own hospital's record) opens, for a "
             "bounded time and with a written reason, the records of that patient that other "
             "hospitals hold (the records the master patient index links to it), except 42 "
@@ -76,13 +72,13 @@ def operation_definition() -> dict[str, Any]:
             "officers of the hospitals involved, and the patient is told by email in their "
             "language. Other roles get 403; a Patient the caller cannot read, 404."
         ),
-        "affectsState": True,
-        "code": "break-the-glass",
-        "resource": ["Patient"],
-        "system": False,
-        "type": False,
-        "instance": True,
-        "parameter": [
+        affects_state=True,
+        code="break-the-glass",
+        resources=("Patient",),
+        system=False,
+        on_type=False,
+        instance=True,
+        parameters=[
             operation_param(
                 "reason",
                 "in",
@@ -116,7 +112,7 @@ def operation_definition() -> dict[str, Any]:
                 "The notice that travels with what the grant opens, in the caller's language.",
             ),
         ],
-    }
+    )
 
 
 def _parameters(body: Any) -> tuple[object, int | None]:

@@ -19,6 +19,7 @@ from puente.context import AuditNote
 from puente.fhir.bundle import Cursors, Page, searchset
 from puente.fhir.outcome import operation_outcome
 from puente.fhir.registry import OperationDef, declare_operation, operation_param, operation_url
+from puente.fhir.registry import operation_definition as definition_of
 from puente.fhir.responses import FHIRResponse
 from puente.fhir.searching import query_items
 from puente.settings import get_settings
@@ -43,16 +44,11 @@ declare_operation(
 def operation_definition() -> dict[str, Any]:
     """The OperationDefinition the CapabilityStatement points to (valid R4), after
     http://hl7.org/fhir/OperationDefinition/Patient-everything."""
-    return {
-        "resourceType": "OperationDefinition",
-        "id": OPERATION_ID,
-        "url": operation_url(OPERATION_ID),
-        "name": "PatientEverything",
-        "title": "Fetch a patient's records across the records linked to it",
-        "status": "active",
-        "kind": "operation",
-        "publisher": "Puente",
-        "description": (
+    return definition_of(
+        OPERATION_ID,
+        name="PatientEverything",
+        title="Fetch a patient's records across the records linked to it",
+        description=(
             "The Patient, every Patient record the master patient index links to it, the "
             "resources of each one's patient compartment, what those reference (one "
             "level: Practitioner, Location, Organization, Encounter...) and the Provenance "
@@ -64,13 +60,13 @@ def operation_definition() -> dict[str, Any]:
             "hospital systems (their own records) and patients (their own) may call it; "
             "other roles get 403, and a Patient the caller cannot see is a 404."
         ),
-        "affectsState": False,
-        "code": "everything",
-        "resource": ["Patient"],
-        "system": False,
-        "type": False,
-        "instance": True,
-        "parameter": [
+        affects_state=False,
+        code="everything",
+        resources=("Patient",),
+        system=False,
+        on_type=False,
+        instance=True,
+        parameters=[
             operation_param(
                 "start",
                 "in",
@@ -125,7 +121,7 @@ def operation_definition() -> dict[str, Any]:
                 "A searchset Bundle with total, self/next/previous links and the resources.",
             ),
         ],
-    }
+    )
 
 
 def _bundle(

@@ -48,6 +48,7 @@ from puente.fhir.media import FHIR_NDJSON, check_accept
 from puente.fhir.outcome import operation_outcome
 from puente.fhir.prefer import lenient, preferences
 from puente.fhir.registry import OperationDef, declare_operation, operation_param, operation_url
+from puente.fhir.registry import operation_definition as definition_of
 from puente.fhir.responses import FHIRResponse
 from puente.fhir.searching import query_items
 from puente.settings import get_settings
@@ -80,17 +81,11 @@ def _param(name: str, use: str, high: str, kind: str, text: str) -> dict[str, An
 
 def operation_definition() -> dict[str, Any]:
     """The OperationDefinition the CapabilityStatement points to (valid R4)."""
-    base = get_settings().fhir_base_url
-    return {
-        "resourceType": "OperationDefinition",
-        "id": OPERATION_ID,
-        "url": f"{base}{OPERATION_PATH}",
-        "name": "Export",
-        "title": "FHIR Bulk Data export through the disclosure gate",
-        "status": "active",
-        "kind": "operation",
-        "publisher": "Puente",
-        "description": (
+    return definition_of(
+        OPERATION_ID,
+        name="Export",
+        title="FHIR Bulk Data export through the disclosure gate",
+        description=(
             "FHIR Bulk Data Access 2.0 export, asynchronous (Prefer: respond-async): 202 "
             "with Content-Location naming the status URL ([base]/$export-status/[job]), "
             "which answers 202 with X-Progress while the export runs and the Bulk Data "
@@ -100,13 +95,13 @@ def operation_definition() -> dict[str, Any]:
             "patients (their own records); Group level: systems and clinicians. Files "
             "are kept for a day (a setting), then the status answers 410."
         ),
-        "affectsState": False,
-        "code": "export",
-        "resource": ["Patient", "Group"],
-        "system": True,
-        "type": True,
-        "instance": True,
-        "parameter": [
+        affects_state=False,
+        code="export",
+        resources=("Patient", "Group"),
+        system=True,
+        on_type=True,
+        instance=True,
+        parameters=[
             _param(
                 "_outputFormat",
                 "in",
@@ -141,7 +136,7 @@ def operation_definition() -> dict[str, Any]:
                 ),
             },
         ],
-    }
+    )
 
 
 def _status_url(job_id: str) -> str:

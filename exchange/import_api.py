@@ -48,7 +48,8 @@ from puente.fhir.dates import instant
 from puente.fhir.media import FHIR_NDJSON, check_content_type
 from puente.fhir.outcome import operation_outcome
 from puente.fhir.prefer import preferences
-from puente.fhir.registry import REGISTRY, OperationDef
+from puente.fhir.registry import OperationDef, declare_operation, operation_url
+from puente.fhir.registry import operation_definition as definition_of
 from puente.fhir.responses import FHIRResponse
 from puente.settings import get_settings
 from puente.web import CallerDep, ContextDep, SessionDep, TransactionalRoute
@@ -59,29 +60,24 @@ router = APIRouter(prefix="/fhir", route_class=TransactionalRoute, tags=["FHIR b
 RETRY_AFTER_SECONDS = 2
 OPERATION_PATH = "/OperationDefinition/import"
 
-_import_operation = OperationDef(
-    name="import",
-    definition=f"{get_settings().fhir_base_url}{OPERATION_PATH}",
-    documentation="Asynchronous NDJSON import by a hospital system (Prefer: respond-async).",
+declare_operation(
+    OperationDef(
+        name="import",
+        definition=operation_url("import"),
+        documentation="Asynchronous NDJSON import by a hospital system (Prefer: respond-async).",
+    ),
+    system=True,
 )
-if all(op.name != "import" for op in REGISTRY.system_operations):
-    REGISTRY.system_operations.append(_import_operation)
 
 
 def operation_definition() -> dict[str, Any]:
     """The OperationDefinition the CapabilityStatement points to (valid R4)."""
-    base = get_settings().fhir_base_url
     limit = get_settings().import_max_bytes
-    return {
-        "resourceType": "OperationDefinition",
-        "id": "import",
-        "url": f"{base}{OPERATION_PATH}",
-        "name": "Import",
-        "title": "Asynchronous bulk import of FHIR NDJSON",
-        "status": "active",
-        "kind": "operation",
-        "publisher": "Puente",
-        "description": (
+    return definition_of(
+        "import",
+        name="Import",
+        title="Asynchronous bulk import of FHIR NDJSON",
+        description=(
             "A hospital system posts FHIR resources as NDJSON (one per line) and gets "
             "202 Accepted with Content-Location naming the job's status URL. Lines are "
             "written as PUT by id (or created unless an identifier matches), in reference "
@@ -90,12 +86,12 @@ def operation_definition() -> dict[str, Any]:
             "is resumed under its id by POST [status URL]/$resume: it goes on after its "
             "last committed batch."
         ),
-        "affectsState": True,
-        "code": "import",
-        "system": True,
-        "type": False,
-        "instance": False,
-        "parameter": [
+        affects_state=True,
+        code="import",
+        system=True,
+        on_type=False,
+        instance=False,
+        parameters=[
             {
                 "name": "input",
                 "use": "in",
@@ -122,7 +118,7 @@ def operation_definition() -> dict[str, Any]:
                 ),
             },
         ],
-    }
+    )
 
 
 async def _payload(request: Request) -> bytes:

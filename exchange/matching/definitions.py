@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from puente.fhir.registry import OperationDef, operation_param, operation_url
+from puente.fhir.registry import operation_definition as definition_of
 
 
 @dataclass(frozen=True)
@@ -92,21 +93,14 @@ IHE_PIX = Operation(
 
 def operation_definition(operation: Operation) -> dict[str, Any]:
     """The OperationDefinition resource (valid R4)."""
-    return {
-        "resourceType": "OperationDefinition",
-        "id": operation.id,
-        "url": operation.url,
-        "name": operation.name,
-        "title": operation.title,
-        "status": "active",
-        "kind": "operation",
-        "publisher": "Puente",
-        "description": operation.description,
-        "affectsState": operation.affects_state,
-        "code": operation.code,
-        "resource": ["Patient"],
-        "system": False,
-        "type": True,
-        "instance": False,
-        "parameter": list(operation.parameters),
-    }
+    return definition_of(
+        operation.id,
+        name=operation.name,
+        title=operation.title,
+        description=operation.description,
+        code=operation.code,
+        affects_state=operation.affects_state,
+        parameters=list(operation.parameters),
+        resources=("Patient",),
+        on_type=True,
+    )

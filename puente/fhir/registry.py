@@ -84,3 +84,42 @@ def operation_param(
 ) -> dict[str, Any]:
     """One `OperationDefinition.parameter`."""
     return {"name": name, "use": use, "min": low, "max": high, "type": kind, "documentation": text}
+
+
+def operation_definition(
+    operation_id: str,
+    *,
+    name: str,
+    title: str,
+    description: str,
+    code: str,
+    affects_state: bool,
+    parameters: list[dict[str, Any]],
+    resources: tuple[str, ...] = (),
+    system: bool = False,
+    on_type: bool = False,
+    instance: bool = False,
+) -> dict[str, Any]:
+    """One of Puente's OperationDefinitions (valid R4), as its URL serves it."""
+    definition: dict[str, Any] = {
+        "resourceType": "OperationDefinition",
+        "id": operation_id,
+        "url": operation_url(operation_id),
+        "name": name,
+        "title": title,
+        "status": "active",
+        "kind": "operation",
+        "publisher": "Puente",
+        "description": description,
+        "affectsState": affects_state,
+        "code": code,
+    }
+    if resources:
+        definition["resource"] = list(resources)
+    return {
+        **definition,
+        "system": system,
+        "type": on_type,
+        "instance": instance,
+        "parameter": parameters,
+    }

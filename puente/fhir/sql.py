@@ -67,4 +67,3 @@ def among_in(session: Session, column: Any, values: Iterable[int]) -> ColumnElem
     else:
         clause = column.in_(wanted)
     return clause
-
