@@ -83,16 +83,22 @@ def environment(database_url: str, secret_key: str) -> dict[str, str]:
     }
 
 
-def prepare(database_url: str, secret_key: str) -> None:
-    """Migrate, and register the two hospitals as systems and as organizations."""
+def use(database_url: str, secret_key: str) -> None:
+    """This process's settings for `database_url` (no broker: tasks run in-process)."""
+    from puente.settings import get_settings
+
     os.environ.update(environment(database_url, secret_key))
     os.environ.pop("PUENTE_BROKER_URL", None)
+    get_settings.cache_clear()
+
+
+def prepare(database_url: str, secret_key: str) -> None:
+    """Migrate, and register the two hospitals as systems and as organizations."""
     from exchange.service import register_hospital_organization
     from puente.auth import service as auth
     from puente.migrate import upgrade
-    from puente.settings import get_settings
 
-    get_settings.cache_clear()
+    use(database_url, secret_key)
     upgrade(database_url)
     engine = create_engine(database_url, poolclass=NullPool)
     with Session(engine) as session:

@@ -46,6 +46,7 @@ from benchmarks.harness import (
     prepare,
     serve,
     system_token,
+    use,
 )
 
 
@@ -111,15 +112,6 @@ def parameters(patient: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _use(database_url: str, secret_key: str) -> None:
-    """The settings a kept database is measured with (prepare's, without the load)."""
-    from puente.settings import get_settings
-
-    os.environ.update(environment(database_url, secret_key))
-    os.environ.pop("PUENTE_BROKER_URL", None)
-    get_settings.cache_clear()
-
-
 @contextmanager
 def _database(args: argparse.Namespace) -> Iterator[tuple[str, bool]]:
     if args.keep:
@@ -154,7 +146,7 @@ def main() -> int:
         env = os.environ | environment(database_url, secret_key)
         seconds: dict[str, float] = {}
         if loaded:
-            _use(database_url, secret_key)
+            use(database_url, secret_key)
         else:
             prepare(database_url, secret_key)
             for system, path in folders.items():
