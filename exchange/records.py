@@ -19,18 +19,21 @@ from puente.fhir.sql import among_in
 
 
 def contents(
-    session: Session, resource_type: str, *, owner: str | None = None, ids: Iterable[str] = ()
+    session: Session,
+    resource_type: str,
+    *,
+    owner: str | None = None,
+    ids: Iterable[str] | None = None,
 ) -> list[tuple[str, Mapping[str, Any]]]:
     """(id, current content) of the live resources of a type, of one owner and among
-    `ids` when given."""
+    `ids` when given (none at all for an empty `ids`)."""
     statement = select(StoredResource.res_id, StoredResource.content).where(
         StoredResource.res_type == resource_type, StoredResource.deleted.is_(False)
     )
     if owner is not None:
         statement = statement.where(StoredResource.owner == owner)
-    wanted = sorted(set(ids))
-    if wanted:
-        statement = statement.where(StoredResource.res_id.in_(wanted))
+    if ids is not None:
+        statement = statement.where(StoredResource.res_id.in_(sorted(set(ids))))
     return [(res_id, content) for res_id, content in session.execute(statement) if content]
 
 
