@@ -326,10 +326,9 @@ def search(
     found = query.page(session, base, resource_type=resource_type, request=request)
     total = None
     if wants_total:
-        # A first page that is not full holds every match: no second query to count them.
+        # A first page with no next page holds every match: no second query to count them.
         whole = request.page_token is None and request.offset == 0 and found.next_token is None
-        complete = whole and len(found.rows) < request.count
-        total = len(found.rows) if complete else query.count(session, base)
+        total = len(found.rows) if whole else query.count(session, base)
     extras = _extras(session, caller, resource_type, request, found.rows)
     resources = shown(session, caller, found.rows, subtype="search-type")
     if request.elements:
