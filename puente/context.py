@@ -43,7 +43,7 @@ class Disclosure:
     patients: list[str] = field(default_factory=list)
     break_the_glass: bool = False
     # How the records were asked for (read, search-type, match...): the first path's.
-    subtype: str | None = None
+    subtype: str = "read"
 
 
 @dataclass
@@ -62,7 +62,7 @@ class RequestContext:
         patients: list[str],
         *,
         break_the_glass: bool,
-        subtype: str | None = None,
+        subtype: str,
     ) -> None:
         found = self.disclosure = self.disclosure or Disclosure(subtype=subtype)
         found.entities = list(dict.fromkeys([*found.entities, *entities]))

@@ -46,7 +46,7 @@ def _write_audit(session: Session, ctx: RequestContext, outcome: int, detail: st
         audit.append(
             session,
             event_type="disclosure",
-            subtype=ctx.disclosure.subtype or (ctx.audit[0].subtype if ctx.audit else "read"),
+            subtype=ctx.disclosure.subtype,
             action="R",
             outcome=outcome,
             outcome_detail="break-the-glass" if ctx.disclosure.break_the_glass else None,
