@@ -7,6 +7,8 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from fastapi.testclient import TestClient
+
 from consent.codes import (
     ACT_CODE,
     ACT_REASON,
@@ -188,3 +190,16 @@ def consent(
 def share(*to: str, purposes: Iterable[str] = ("TREAT",), **kwargs: Any) -> ConsentRules:
     """The usual cross-border Consent: permit these recipients for these purposes."""
     return consent(provision("permit", to=to, purposes=purposes), **kwargs)
+
+
+def break_glass(client: TestClient, patient_id: str, headers: dict[str, str]) -> None:
+    """The clinician of `headers` breaks the glass for `patient_id` (201, or the test fails)."""
+    response = client.post(
+        f"/fhir/Patient/{patient_id}/$break-the-glass",
+        json={
+            "resourceType": "Parameters",
+            "parameter": [{"name": "reason", "valueString": "Unconscious in the ER, no history"}],
+        },
+        headers={**headers, "Content-Type": "application/fhir+json"},
+    )
+    assert response.status_code == 201, response.text

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
-from tests.consent.builders import consent_json, provision
+from tests.consent.builders import break_glass, consent_json, provision
 from tests.factories import audit_entry, bearer, fhir_json, organizations, patient, put_resource
 
 HGCJ = bearer("system", "hgcj")
@@ -158,15 +158,7 @@ def test_a_search_and_a_break_the_glass_are_listed_newest_first(
     # opens Juárez's, and what it opens is marked in the accounting.
     put_resource(client, person(PATIENT, MRN_HGCJ), HGCJ)
     put_resource(client, person("umcep-p1", MRN_UMCEP), UMCEP)
-    grant = client.post(
-        "/fhir/Patient/umcep-p1/$break-the-glass",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [{"name": "reason", "valueString": "Unconscious in the ER, no history"}],
-        },
-        headers={**DOCTOR, **fhir_json()},
-    )
-    assert grant.status_code == 201, grant.text
+    break_glass(client, "umcep-p1", DOCTOR)
     emergency = bearer("clinician", "umcep", fhir_user=DOCTOR_REF, purpose="ETREAT")
     _read(client, f"Condition/{ASTHMA}", emergency)
 

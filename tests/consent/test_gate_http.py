@@ -19,8 +19,8 @@ from consent import service as labelling
 from consent.codes import ACT_CODE, ICD10
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
-from tests.consent.builders import consent_json, provision
-from tests.factories import bearer, fhir_json, organizations, patient, put_resource
+from tests.consent.builders import break_glass, consent_json, provision
+from tests.factories import bearer, organizations, patient, put_resource
 
 HGCJ = bearer("system", "hgcj")
 UMCEP = bearer("system", "umcep")
@@ -306,15 +306,7 @@ def test_break_the_glass_opens_the_linked_records_until_it_expires(
     put_resource(client, person(PATIENT, MRN_HGCJ), HGCJ)
     put_resource(client, person("umcep-p1", MRN_UMCEP), UMCEP)
     assert _status(client, f"Condition/{DEPRESSION}") == 404
-    grant = client.post(
-        "/fhir/Patient/umcep-p1/$break-the-glass",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [{"name": "reason", "valueString": "Unconscious in the ER, no history"}],
-        },
-        headers={**DOCTOR, **fhir_json()},
-    )
-    assert grant.status_code == 201, grant.text
+    break_glass(client, "umcep-p1", DOCTOR)
     # Non-Part-2 records open, sensitive ones included, each with the notice.
     read = client.get(f"/fhir/Condition/{DEPRESSION}", headers=DOCTOR)
     assert read.status_code == 200

@@ -23,7 +23,7 @@ from consent import service as labelling
 from consent.codes import ICD10
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
-from tests.consent.builders import consent_json, provision
+from tests.consent.builders import break_glass, consent_json, provision
 from tests.factories import bearer, fhir_json, organizations, patient, put_resource
 from tests.matching.test_mpi_match import MRN_HGCJ, MRN_UMCEP, person
 
@@ -242,15 +242,7 @@ def test_a_sensitive_record_shows_only_where_the_consent_names_its_label(
 
 
 def test_break_the_glass_opens_the_rest(client: TestClient, border: None) -> None:
-    grant = client.post(
-        f"/fhir/Patient/{JOSE_US}/$break-the-glass",
-        json={
-            "resourceType": "Parameters",
-            "parameter": [{"name": "reason", "valueString": "Unconscious in the ER, no history"}],
-        },
-        headers={**DOCTOR, **fhir_json()},
-    )
-    assert grant.status_code == 201, grant.text
+    break_glass(client, JOSE_US, DOCTOR)
     bundle = _everything(client)
     assert _clinical(_refs(bundle)) == JUAREZ | EL_PASO | {DEPRESSION}
     assert not _withheld(bundle)
