@@ -25,7 +25,7 @@ revocation takes effect for the next query.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -253,9 +253,10 @@ class Gate:
             ),
         )
 
-    def base(self, cols: Columns) -> ColumnElement[bool]:
+    def base(self, cols: Columns, types: Collection[str] | None = None) -> ColumnElement[bool]:
         """What is decided without the engine: directory data; a hospital's own records to
-        its own people; a patient's own records on both sides."""
+        its own people; a patient's own records on both sides. `types`: the only types
+        the clause will be asked about, when known."""
         directory: ColumnElement[bool] = cols.res_type.in_(DIRECTORY_TYPES)
         if self.role in self.policy.never_patient_data_roles:
             return directory
@@ -266,6 +267,8 @@ class Gate:
             return or_(directory, self._about(cols, mine, COMPARTMENT_PARAMS))
         if not self.own or self.role not in self.policy.own_record_roles:
             return directory
+        if types is not None and "Consent" not in types:
+            return or_(directory, cols.owner == self.own)
         return or_(directory, cols.owner == self.own, self._patients_own_consents(cols))
 
     def _patients_own_consents(self, cols: Columns) -> ColumnElement[bool]:
@@ -314,7 +317,7 @@ class Gate:
         if resource_type in DIRECTORY_TYPES:
             return true()
         candidates = self._candidates(CURRENT)
-        base = self.base(CURRENT)
+        base = self.base(CURRENT, [resource_type])
         return base if candidates is None else or_(base, candidates)
 
     def clause(
@@ -353,7 +356,7 @@ class Gate:
     ) -> ColumnElement[bool]:
         """The clause for rows of `resource_types` (none a directory type): the base, and
         the candidates inside `within` the engine permits, by pk."""
-        base = self.base(CURRENT)
+        base = self.base(CURRENT, resource_types)
         candidates = self._candidates(CURRENT)
         if candidates is None:
             return base
