@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from functools import lru_cache
 
 _DATE = re.compile(
     r"^(?P<y>\d{4})(?:-(?P<m>\d{2})(?:-(?P<d>\d{2})"
@@ -17,10 +18,15 @@ def _add_month(day: dt.datetime, months: int) -> dt.datetime:
     return day.replace(year=day.year + year, month=month + 1)
 
 
+@lru_cache(maxsize=4096)
 def date_range(text: str) -> tuple[dt.datetime, dt.datetime]:
     """`2024` -> [2024-01-01, 2025-01-01); a time without a zone is read as UTC.
 
     Raises ValueError for anything that is not a FHIR date, dateTime or instant.
+
+    Remembered (the values are immutable): a write reads each of a resource's dates twice,
+    for the invariants and for the index rows, and an import's lines share many (measured:
+    5% of a bulk import's samples were in here).
     """
     match = _DATE.match(text.strip())
     if not match:
