@@ -14,7 +14,7 @@ candidates the blocking keys find in the other systems and decides each pair:
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -212,7 +212,7 @@ class _Batch:
     records: dict[int, MatchRecord]
     candidates: dict[int, list[int]]
     links: dict[int, dict[int, MatchLink]]  # record -> other record -> link
-    features: dict[int, Features]
+    parsed: dict[int, Features] = field(default_factory=dict)
 
     @classmethod
     def load(cls, session: Session, pks: list[int]) -> _Batch:
@@ -232,8 +232,16 @@ class _Batch:
             by_record[link.left_pk].setdefault(link.right_pk, link)
             by_record[link.right_pk].setdefault(link.left_pk, link)
         records.update(_records(session, list(wanted - set(records))))
-        features = {pk: feature_module.from_json(r.features) for pk, r in records.items()}
-        return cls(records, candidates, by_record, features)
+        return cls(records, candidates, by_record)
+
+    def features(self, pk: int) -> Features:
+        """A record's features, parsed the first time it is scored: most records of a
+        batch may have no other system's record to meet (measured: parsing every record's
+        features was 4% of a hospital's first bulk import, which scored none)."""
+        found = self.parsed.get(pk)
+        if found is None:
+            found = self.parsed[pk] = feature_module.from_json(self.records[pk].features)
+        return found
 
     def remember(self, link: MatchLink) -> None:
         self.links[link.left_pk][link.right_pk] = link
@@ -267,7 +275,6 @@ def _evaluate(
     record = batch.records.get(pk)
     if record is None:  # deleted since, or never a Patient
         return
-    mine = batch.features[pk]
     me = Side(pk, record.owner, record.version)
     existing = batch.links[pk]
     proposals = []
@@ -275,7 +282,7 @@ def _evaluate(
         other = batch.records.get(other_pk)
         if other is None or other.owner == record.owner:
             continue
-        found = score(mine, batch.features[other_pk], model)
+        found = score(batch.features(pk), batch.features(other_pk), model)
         proposals.append(
             _propose(
                 me,
