@@ -5,7 +5,10 @@ Generates the synthetic scenario with enough patients that one hospital (hgcj) h
 (`json.loads`) and validates (`exchange.validation.validate`) those lines, (b) the wall
 clock throughput of `puente import FOLDER --system hgcj` as a separate process (start-up,
 reading and planning included) on a fresh PostgreSQL database, and (c) the ratio (b)/(a).
-A second import of the same folder (everything unchanged) is timed too. CPU seconds per
+A second import of the same folder (everything unchanged) is timed too. Loop (a) runs
+before the first import and again after it, and the ratio takes the mean of the two rates:
+this shared machine's speed drifts by tens of percent within minutes, and a single loop
+run before the import made the ratio swing with it (0.37 and 0.48 on one commit). CPU seconds per
 1,000 resources are printed beside the rates, less noisy than wall clock on a shared
 machine: of the parse and validate loop, of `puente import` and its worker processes, and
 (when the server runs on this machine and its processes can be read) of the PostgreSQL
@@ -27,7 +30,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -35,8 +38,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.harness import DEFAULT_SERVER, PUENTE, environment, fresh_database, prepare
 
 
-def parse_and_validate_rate(folder: Path) -> tuple[int, float, float]:
-    """Lines, lines per second, and CPU seconds of the loop."""
+@dataclass(frozen=True)
+class Loop:
+    lines: int
+    rate: float  # lines per second, wall clock
+    cpu: float  # CPU seconds of the loop
+
+
+def parse_and_validate_rate(folder: Path) -> Loop:
+    """How fast one process parses and validates the folder's lines: a fresh process each
+    time, so that the second loop finds nothing the first one warmed or remembered."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--loop", str(folder)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    return Loop(**json.loads(done.stdout))
+
+
+def _loop(folder: Path) -> Loop:
     from exchange.validation import validate
 
     texts = [
@@ -48,11 +70,7 @@ def parse_and_validate_rate(folder: Path) -> tuple[int, float, float]:
     started, cpu = time.perf_counter(), time.process_time()
     for text in texts:
         validate(json.loads(text))
-    return (
-        len(texts),
-        len(texts) / (time.perf_counter() - started),
-        time.process_time() - cpu,
-    )
+    return Loop(len(texts), len(texts) / (time.perf_counter() - started), time.process_time() - cpu)
 
 
 class BackendCpu:
@@ -146,24 +164,32 @@ def main() -> int:
     parser.add_argument("--database-url", default=DEFAULT_SERVER, help="PostgreSQL server URL")
     parser.add_argument("--patients", type=int, default=19200, help="patients a hospital")
     parser.add_argument("--workers", type=int, default=None, help="default: CPU count")
+    parser.add_argument("--loop", type=Path, help=argparse.SUPPRESS)  # loop (a) alone
     args = parser.parse_args()
+    if args.loop:
+        print(json.dumps(asdict(_loop(args.loop))))
+        return 0
     from demo.generator import generate, write_ndjson
 
     secret_key = secrets.token_urlsafe(48)
     with tempfile.TemporaryDirectory(prefix="puente-bench-") as scratch:
         folder = write_ndjson(generate(patients_per_hospital=args.patients), Path(scratch))["hgcj"]
-        count, validate_rate, validate_cpu = parse_and_validate_rate(folder)
+        before = parse_and_validate_rate(folder)
         with fresh_database(args.database_url, "import") as database_url:
             prepare(database_url, secret_key)
             env = os.environ | environment(database_url, secret_key)
             first = timed_import(folder, env, database_url, args.workers)
+            after = parse_and_validate_rate(folder)
             again = timed_import(folder, env, database_url, args.workers)
+    count = before.lines
     rate = count / first.seconds
+    validate_rate = (before.rate + after.rate) / 2
     workers = args.workers or os.cpu_count()
     print(f"import throughput: {count} hgcj resources ({args.patients} patients), PostgreSQL")
     print(
         f"(a) json.loads + validate, one process: {validate_rate:8.0f} resources/s "
-        f"(CPU s per 1,000: {per_thousand(validate_cpu, count)})"
+        f"(before the import {before.rate:.0f}, after it {after.rate:.0f}; CPU s per 1,000: "
+        f"{per_thousand(before.cpu, count)}, {per_thousand(after.cpu, count)})"
     )
     print(
         f"(b) puente import --workers {workers}:       {rate:8.0f} resources/s "
