@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,6 +37,7 @@ from exchange.matching.models import (
     MatchRecord,
 )
 from exchange.matching.score import Score, score
+from puente.fhir.sql import among_in
 
 # Candidates scored per record, those sharing the most blocking keys first: a key shared by
 # thousands (a clinic's switchboard phone) must not make one write score thousands of pairs.
@@ -69,7 +70,7 @@ def candidate_pks(session: Session, pks: list[int]) -> dict[int, list[int]]:
     database."""
     mine: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
     statement = select(BlockKey.resource_pk, BlockKey.owner, BlockKey.key).where(
-        BlockKey.resource_pk.in_(pks)
+        among_in(session, BlockKey.resource_pk, pks)
     )
     for pk, owner, key in session.execute(statement).all():
         mine[owner][key].append(pk)
@@ -80,7 +81,7 @@ def candidate_pks(session: Session, pks: list[int]) -> dict[int, list[int]]:
         keys = sorted(by_key)
         for start in range(0, len(keys), KEYS_PER_QUERY):
             holders = select(BlockKey.key, BlockKey.resource_pk).where(
-                BlockKey.key.in_(keys[start : start + KEYS_PER_QUERY]),
+                among_in(session, BlockKey.key, keys[start : start + KEYS_PER_QUERY], String),
                 BlockKey.owner != my_owner,
             )
             for key, other in session.execute(holders).all():
@@ -222,7 +223,10 @@ class _Batch:
         by_record: dict[int, dict[int, MatchLink]] = defaultdict(dict)
         if found:
             statement = select(MatchLink).where(
-                or_(MatchLink.left_pk.in_(found), MatchLink.right_pk.in_(found))
+                or_(
+                    among_in(session, MatchLink.left_pk, found),
+                    among_in(session, MatchLink.right_pk, found),
+                )
             )
             for link in session.scalars(statement):
                 by_record[link.left_pk][link.right_pk] = link
@@ -256,7 +260,10 @@ def _linked_of(session: Session, pks: list[int]) -> list[MatchLink]:
         chunk = pks[start : start + KEYS_PER_QUERY]
         statement = select(MatchLink).where(
             MatchLink.status == LINKED,
-            or_(MatchLink.left_pk.in_(chunk), MatchLink.right_pk.in_(chunk)),
+            or_(
+                among_in(session, MatchLink.left_pk, chunk),
+                among_in(session, MatchLink.right_pk, chunk),
+            ),
         )
         found.extend(session.scalars(statement))
     return found
@@ -265,7 +272,7 @@ def _linked_of(session: Session, pks: list[int]) -> list[MatchLink]:
 def _records(session: Session, pks: list[int]) -> dict[int, MatchRecord]:
     if not pks:
         return {}
-    statement = select(MatchRecord).where(MatchRecord.resource_pk.in_(pks))
+    statement = select(MatchRecord).where(among_in(session, MatchRecord.resource_pk, pks))
     return {r.resource_pk: r for r in session.scalars(statement)}
 
 

@@ -55,15 +55,18 @@ def instant_clause(
             return and_(column >= value.low, column < value.high)
 
 
-def among_in(session: Session, column: Any, values: Iterable[int]) -> ColumnElement[bool]:
-    """`column IN values` for a list of integer keys (pks). On PostgreSQL one array
-    parameter (`column = ANY(:values)`, the same index scan): a few hundred values as as
-    many bind parameters cost more to render and parse than the query itself takes
-    (measured on `$everything` with 500 resources: about 4 ms per statement)."""
+def among_in(
+    session: Session, column: Any, values: Iterable[Any], item_type: Any = BigInteger
+) -> ColumnElement[bool]:
+    """`column IN values` for a list of integer keys (pks), or of `item_type` values. On
+    PostgreSQL one array parameter (`column = ANY(:values)`, the same index scan): a few
+    hundred values as as many bind parameters cost more to render and parse than the
+    query itself takes (measured on `$everything` with 500 resources: about 4 ms per
+    statement; the matcher's 2,000 blocking keys a statement were 4% of a bulk import)."""
     wanted = sorted(set(values))
     clause: ColumnElement[bool]
     if session.get_bind().dialect.name == "postgresql":
-        clause = column == any_(bindparam(None, wanted, type_=postgresql.ARRAY(BigInteger)))
+        clause = column == any_(bindparam(None, wanted, type_=postgresql.ARRAY(item_type)))
     else:
         clause = column.in_(wanted)
     return clause
