@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import String, and_, delete, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from puente.db import utcnow
 from puente.errors import Conflict
 from puente.fhir.dates import instant
 from puente.fhir.search import SearchParam
+from puente.fhir.sql import among_in
 from translation.i18n import N_
 
 _INDEX_TABLES = (StringIndex, TokenIndex, DateIndex, ReferenceIndex, QuantityIndex)
@@ -211,7 +212,10 @@ def load_many(
     statement = select(StoredResource).where(
         or_(
             *(
-                and_(StoredResource.res_type == resource_type, StoredResource.res_id.in_(ids))
+                and_(
+                    StoredResource.res_type == resource_type,
+                    among_in(session, StoredResource.res_id, ids, String),
+                )
                 for resource_type, ids in ids_by_type.items()
             )
         )
