@@ -53,9 +53,10 @@ class BlockKey(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    resource_pk: Mapped[int] = mapped_column(
-        ForeignKey("mpi_record.resource_pk", ondelete="CASCADE"), index=True
-    )
+    # References mpi_record.resource_pk, checked and cascaded by the database through
+    # triggers, as a foreign key would (migration 0012: a bulk import COPYs about eight
+    # keys a Patient, and the foreign key's check was a query per key).
+    resource_pk: Mapped[int] = mapped_column(BigId, index=True)
     owner: Mapped[str] = mapped_column(String(32))
     key: Mapped[str] = mapped_column(String(96))
 

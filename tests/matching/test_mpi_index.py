@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from exchange import store
@@ -19,6 +21,7 @@ from exchange.matching.models import (
 )
 from exchange.matching.tasks import MATCH_TASK, match_task
 from exchange.models import StoredResource
+from puente import pgcopy
 from puente.auth.caller import Caller
 from puente.auth.scopes import Role, grant
 from puente.tasks import pending
@@ -291,3 +294,45 @@ def test_candidates_are_other_systems_records_only(db: Session) -> None:
     assert set(found[pk(db, "hgcj-c1")]) == others_of_hgcj
     assert set(found[pk(db, "umcep-c1")]) == others_of_umcep
     assert service.candidate_pks(db, [pk(db, "umcep-c3")]) == {}
+
+
+def _keys(db: Session, record_pk: int) -> int:
+    return db.scalar(select(func.count()).where(BlockKey.resource_pk == record_pk)) or 0
+
+
+def test_a_blocking_key_naming_no_record_is_refused(db: Session, is_postgres: bool) -> None:
+    """Migration 0012's triggers stand in for the foreign key: a key needs its record,
+    whether inserted, moved or COPYed, and one bad key spoils the whole statement."""
+    record = pk(db, put(db, "hgcj-keyed").res_id)
+    missing = record + 1000
+    before = _keys(db, record)
+    rows = [
+        {"resource_pk": record, "owner": "hgcj", "key": "zz:1"},
+        {"resource_pk": missing, "owner": "hgcj", "key": "zz:2"},
+    ]
+    with pytest.raises(IntegrityError), db.begin_nested():
+        db.execute(insert(BlockKey), rows)
+    with pytest.raises(IntegrityError), db.begin_nested():
+        db.execute(
+            update(BlockKey).where(BlockKey.resource_pk == record).values(resource_pk=missing)
+        )
+    with pytest.raises(DBAPIError), db.begin_nested():
+        db.execute(
+            update(MatchRecord).where(MatchRecord.resource_pk == record).values(resource_pk=missing)
+        )
+    if is_postgres:
+        columns = ("resource_pk", "owner", "key")
+        with pytest.raises(psycopg.errors.ForeignKeyViolation), db.begin_nested():
+            pgcopy.copy_rows(db, BlockKey.__tablename__, columns, [(missing, "hgcj", "zz:3")])
+    assert _keys(db, record) == before > 0
+    assert _keys(db, missing) == 0
+
+
+def test_a_deleted_resource_takes_its_record_and_keys(db: Session) -> None:
+    gone, kept = pk(db, put(db, "hgcj-gone").res_id), pk(db, put(db, "hgcj-kept").res_id)
+    kept_keys = _keys(db, kept)
+    assert _keys(db, gone) > 0
+    db.execute(text("DELETE FROM resource WHERE pk = :pk"), {"pk": gone})
+    assert db.get(MatchRecord, gone) is None
+    assert _keys(db, gone) == 0
+    assert _keys(db, kept) == kept_keys > 0
