@@ -339,10 +339,9 @@ def _touches(resource: Any) -> list[int]:
     """What a line's write may read or write besides its own new row: its (type, id), and
     its identifiers (a line without an id matches stored resources on one); each as the
     hash of that tuple. A process forked from the importing one hashes alike, and a
-    multi-process import sends these to the parent: a hash is a fraction of the tuple's
-    pickle (measured: sending and arranging the tuples of 100,000 lines kept both writers
-    waiting for a second). Two different tuples with one hash only put their lines in one
-    batch, which is always safe."""
+    multi-process import sends these to the parent while both writers wait: a hash pickles
+    to a fraction of the tuple. Two different tuples with one hash only put their lines in
+    one batch, which is always safe."""
     if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
         return []
     resource_type = resource["resourceType"]
