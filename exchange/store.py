@@ -243,10 +243,12 @@ def _record(session: Session, stored: StoredResource, method: str) -> None:
             content=stored.content,
         )
     )
-    _index(session, stored, fresh=stored.version == 1)
+    fresh = stored.version == 1  # created by this write: no index or label rows yet
+    _index(session, stored, fresh=fresh)
     labelling.label_written(
         session,
         resources=[labelling.Written(stored.pk, stored.res_type, stored.content, stored.owner)],
+        fresh=fresh,
     )
     session.flush()
 
