@@ -208,7 +208,7 @@ def _kept_linked(proposal: Proposal) -> bool:
 @dataclass
 class _Batch:
     """What the evaluation of a batch of records reads once: the records, their candidates
-    and links, and every record's features (parsed once)."""
+    and links; each record's features are parsed once, when it is first scored."""
 
     records: dict[int, MatchRecord]
     candidates: dict[int, list[int]]
