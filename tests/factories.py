@@ -19,6 +19,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from consent.codes import ICD10
 from exchange import service as exchange
 from puente.audit.models import AuditEntry, AuditReference
 from puente.auth import service as auth
@@ -261,6 +262,18 @@ def patient(**fields: Any) -> dict[str, Any]:
         "birthDate": "1985-04-12",
     }
     return {**resource, **fields}
+
+
+def condition(res_id: str, subject: str, code: str = "J45.9", **fields: Any) -> dict[str, Any]:
+    """A Condition about Patient `subject`, coded in ICD-10, as a hospital system sends it."""
+    return {
+        "resourceType": "Condition",
+        "id": res_id,
+        "subject": {"reference": f"Patient/{subject}"},
+        "code": {"coding": [{"system": ICD10, "code": code}]},
+        "recordedDate": "2026-03-02",
+        **fields,
+    }
 
 
 def put_resource(client: TestClient, resource: dict[str, Any], headers: dict[str, str]) -> None:

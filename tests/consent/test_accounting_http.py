@@ -24,7 +24,15 @@ from sqlalchemy import select
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
 from tests.consent.builders import break_glass, consent_json, provision
-from tests.factories import audit_entry, bearer, fhir_json, organizations, patient, put_resource
+from tests.factories import (
+    audit_entry,
+    bearer,
+    condition,
+    fhir_json,
+    organizations,
+    patient,
+    put_resource,
+)
 
 HGCJ = bearer("system", "hgcj")
 UMCEP = bearer("system", "umcep")
@@ -40,16 +48,6 @@ ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 URL = f"/fhir/Patient/{PATIENT}/$disclosures"
 
 
-def _condition(res_id: str, subject: str = PATIENT) -> dict[str, Any]:
-    return {
-        "resourceType": "Condition",
-        "id": res_id,
-        "subject": {"reference": f"Patient/{subject}"},
-        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "J45.9"}]},
-        "recordedDate": "2026-03-02",
-    }
-
-
 def _share(client: TestClient, subject: str = PATIENT, cid: str = "hgcj-consent-1") -> None:
     root = provision("permit", to=["us"], purposes=["TREAT"])
     put_resource(client, consent_json(root, cid=cid, patient=subject), OFFICER)
@@ -61,7 +59,7 @@ def juarez(client: TestClient) -> None:
         organizations(session)
         session.commit()
     put_resource(client, patient(id=PATIENT), HGCJ)
-    put_resource(client, _condition(ASTHMA), HGCJ)
+    put_resource(client, condition(ASTHMA, PATIENT), HGCJ)
     doctor = {
         "resourceType": "Practitioner",
         "id": "umcep-dr-ruiz",
@@ -218,7 +216,7 @@ def test_a_search_across_patients_shows_each_only_their_own_records(
     client: TestClient, juarez: None
 ) -> None:
     put_resource(client, patient(id="hgcj-p2", name=[{"family": "Otro", "given": ["Ana"]}]), HGCJ)
-    put_resource(client, _condition("hgcj-c-other", subject="hgcj-p2"), HGCJ)
+    put_resource(client, condition("hgcj-c-other", "hgcj-p2"), HGCJ)
     _share(client, subject="hgcj-p2", cid="hgcj-consent-2")
     _read(client, "Condition?code=J45.9")  # both patients' Conditions in one response
     with session_factory()() as session:

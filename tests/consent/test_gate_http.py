@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from consent import service as labelling
-from consent.codes import ACT_CODE, ICD10
+from consent.codes import ACT_CODE
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
 from tests.consent.builders import break_glass, consent_json, provision
-from tests.factories import bearer, organizations, patient, put_resource
+from tests.factories import bearer, condition, organizations, patient, put_resource
 
 HGCJ = bearer("system", "hgcj")
 UMCEP = bearer("system", "umcep")
@@ -33,25 +33,14 @@ DEPRESSION = "hgcj-c-psy"
 BTG = "BTG"
 
 
-def _condition(res_id: str, code: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "resourceType": "Condition",
-        "id": res_id,
-        "subject": {"reference": f"Patient/{PATIENT}"},
-        "code": {"coding": [{"system": ICD10, "code": code}]},
-        "recordedDate": "2026-03-02",
-        **fields,
-    }
-
-
 @pytest.fixture
 def juarez(client: TestClient) -> None:
     with session_factory()() as session:
         organizations(session)
         session.commit()
     put_resource(client, patient(id=PATIENT), HGCJ)
-    put_resource(client, _condition(ASTHMA, "J45.9"), HGCJ)
-    put_resource(client, _condition(DEPRESSION, "F32.9"), HGCJ)
+    put_resource(client, condition(ASTHMA, PATIENT, "J45.9"), HGCJ)
+    put_resource(client, condition(DEPRESSION, PATIENT, "F32.9"), HGCJ)
 
 
 def _consent(client: TestClient, root: dict[str, Any], cid: str = "hgcj-consent-1") -> None:
@@ -251,8 +240,9 @@ def test_part2_record_carries_the_notice_and_the_consent_summary(
             now=dt.datetime.now(dt.UTC),
         )
         session.commit()
-    detox = _condition(
+    detox = condition(
         "hgcj-c-sud",
+        PATIENT,
         "F10.2",
         recorder={"reference": "HealthcareService/hgcj-adicciones"},
     )
@@ -287,7 +277,7 @@ def test_the_patient_sees_its_own_records_and_no_one_elses(
     put_resource(client, patient(id="hgcj-p2", name=[{"family": "Otro", "given": ["Ana"]}]), HGCJ)
     put_resource(
         client,
-        _condition("hgcj-c-other", "J45.9", subject={"reference": "Patient/hgcj-p2"}),
+        condition("hgcj-c-other", "hgcj-p2", "J45.9"),
         HGCJ,
     )
     me = bearer("patient", "hgcj", fhir_user=f"Patient/{PATIENT}")

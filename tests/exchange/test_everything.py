@@ -20,11 +20,10 @@ from fhir.resources.R4B.operationdefinition import OperationDefinition
 from sqlalchemy import select
 
 from consent import service as labelling
-from consent.codes import ICD10
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
 from tests.consent.builders import break_glass, consent_json, provision
-from tests.factories import bearer, fhir_json, organizations, patient, put_resource
+from tests.factories import bearer, condition, fhir_json, organizations, patient, put_resource
 from tests.matching.test_mpi_match import MRN_HGCJ, MRN_UMCEP, person
 
 HGCJ = bearer("system", "hgcj")
@@ -51,17 +50,6 @@ EL_PASO = {
     "Provenance/umcep-prov-glucose",
 }
 DEPRESSION = "Condition/hgcj-c-psy"
-
-
-def _condition(res_id: str, code: str, **fields: Any) -> dict[str, Any]:
-    return {
-        "resourceType": "Condition",
-        "id": res_id,
-        "subject": {"reference": f"Patient/{JOSE_MX}"},
-        "code": {"coding": [{"system": ICD10, "code": code}]},
-        "recordedDate": "2026-03-02",
-        **fields,
-    }
 
 
 def _visit(res_id: str, patient: str, start: str, **fields: Any) -> dict[str, Any]:
@@ -131,8 +119,8 @@ def border(client: TestClient) -> None:
         organizations(session)
         session.commit()
     put_resource(client, person(JOSE_MX, MRN_HGCJ), HGCJ)
-    put_resource(client, _condition("hgcj-c-asthma", "J45.9"), HGCJ)
-    put_resource(client, _condition("hgcj-c-psy", "F32.9"), HGCJ)
+    put_resource(client, condition("hgcj-c-asthma", JOSE_MX, "J45.9"), HGCJ)
+    put_resource(client, condition("hgcj-c-psy", JOSE_MX, "F32.9"), HGCJ)
     provider = {"reference": "Organization/hgcj"}
     put_resource(
         client, _visit("hgcj-e-2025", JOSE_MX, "2025-06-01", serviceProvider=provider), HGCJ
@@ -380,8 +368,8 @@ def test_a_part2_record_carries_its_notice(client: TestClient, border: None) -> 
             now=dt.datetime.now(dt.UTC),
         )
         session.commit()
-    detox = _condition(
-        "hgcj-c-sud", "F10.2", recorder={"reference": "HealthcareService/hgcj-adicciones"}
+    detox = condition(
+        "hgcj-c-sud", JOSE_MX, "F10.2", recorder={"reference": "HealthcareService/hgcj-adicciones"}
     )
     put_resource(client, detox, HGCJ)
     root = provision(

@@ -18,14 +18,13 @@ from fhir.resources.R4B import get_fhir_model_class
 from fhir.resources.R4B.operationdefinition import OperationDefinition
 from sqlalchemy import func, select, update
 
-from consent.codes import ICD10
 from exchange.models import ExportChunk, ExportJob
 from exchange.resources import STORE_TYPES
 from puente.audit.models import AuditEntry
 from puente.db import session_factory
 from puente.settings import get_settings
 from tests.consent.builders import consent_json, provision
-from tests.factories import bearer, fhir_json, organizations, patient, put_resource
+from tests.factories import bearer, condition, fhir_json, organizations, patient, put_resource
 
 HGCJ = bearer("system", "hgcj")
 UMCEP = bearer("system", "umcep")
@@ -41,26 +40,16 @@ ASYNC = {"Prefer": "respond-async", "Accept": "application/fhir+json"}
 BASE = "http://testserver"
 
 
-def _condition(res_id: str, subject: str, code: str) -> dict[str, Any]:
-    return {
-        "resourceType": "Condition",
-        "id": res_id,
-        "subject": {"reference": f"Patient/{subject}"},
-        "code": {"coding": [{"system": ICD10, "code": code}]},
-        "recordedDate": "2026-03-02",
-    }
-
-
 @pytest.fixture
 def records(client: TestClient) -> None:
     with session_factory()() as session:
         organizations(session)
         session.commit()
     put_resource(client, patient(id=JUAREZ_PATIENT), HGCJ)
-    put_resource(client, _condition(ASTHMA, JUAREZ_PATIENT, "J45.9"), HGCJ)
-    put_resource(client, _condition(DEPRESSION, JUAREZ_PATIENT, "F32.9"), HGCJ)
+    put_resource(client, condition(ASTHMA, JUAREZ_PATIENT, "J45.9"), HGCJ)
+    put_resource(client, condition(DEPRESSION, JUAREZ_PATIENT, "F32.9"), HGCJ)
     put_resource(client, patient(id=EL_PASO_PATIENT, name=[{"family": "Smith"}]), UMCEP)
-    put_resource(client, _condition(EL_PASO_CONDITION, EL_PASO_PATIENT, "J10.1"), UMCEP)
+    put_resource(client, condition(EL_PASO_CONDITION, EL_PASO_PATIENT, "J10.1"), UMCEP)
 
 
 def _share(client: TestClient, status: str = "active") -> None:
@@ -209,7 +198,7 @@ def test_type_and_since_narrow_the_export(client: TestClient, records: None) -> 
             dt.UTC
         )
     since = later.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    put_resource(client, _condition("hgcj-c-later", JUAREZ_PATIENT, "J20.9"), HGCJ)
+    put_resource(client, condition("hgcj-c-later", JUAREZ_PATIENT, "J20.9"), HGCJ)
     found = _export(client, f"$export?_since={since}", HGCJ)
     assert {t: _ids(found, t) for t in found} == {"Condition": ["hgcj-c-later"]}
     manifest_request = _manifest(
@@ -222,7 +211,7 @@ def test_files_split_at_the_configured_size(
     client: TestClient, records: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for n in range(2, 6):
-        put_resource(client, _condition(f"hgcj-c-{n}", JUAREZ_PATIENT, "J20.9"), HGCJ)
+        put_resource(client, condition(f"hgcj-c-{n}", JUAREZ_PATIENT, "J20.9"), HGCJ)
     monkeypatch.setenv("PUENTE_EXPORT_FILE_MAX_RESOURCES", "2")
     get_settings.cache_clear()
     started = _kick_off(client, "$export?_type=Condition", HGCJ)
@@ -237,7 +226,7 @@ def test_files_split_at_the_configured_size(
 
 def test_a_group_export_holds_its_members_compartments(client: TestClient, records: None) -> None:
     put_resource(client, patient(id="umcep-p10", name=[{"family": "Jones"}]), UMCEP)
-    put_resource(client, _condition("umcep-c-10", "umcep-p10", "J45.9"), UMCEP)
+    put_resource(client, condition("umcep-c-10", "umcep-p10", "J45.9"), UMCEP)
     group = {
         "resourceType": "Group",
         "id": "umcep-flu-clinic",
