@@ -1,8 +1,10 @@
-"""A real `puente serve` for tests that need one: a port, an environment, a wait."""
+"""A real `puente serve` or `puente worker` for tests that need one: a port, an
+environment, a wait, a stop."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -58,3 +60,26 @@ def wait_until_up(process: subprocess.Popen[bytes], base: str, log: Path) -> Non
             pass
         time.sleep(0.1)
     pytest.fail(f"puente serve did not answer within {STARTUP_SECONDS} s:\n{log.read_text()}")
+
+
+def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """One `puente worker` process (solo pool) with `env`, its output appended to `log`."""
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [*puente_command(), "worker", "--pool", "solo", "--concurrency", "1"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM (Celery's warm shutdown), then SIGKILL if it has not exited by `timeout`."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

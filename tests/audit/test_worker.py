@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,9 +26,9 @@ from puente.auth.caller import Caller
 from puente.auth.scopes import Role
 from puente.settings import get_settings
 from puente.tasks import pending
+from tests.live import start_worker, stop
 
 BROKER_URL = os.environ.get("PUENTE_TEST_BROKER_URL")
-PUENTE = Path(sys.executable).with_name("puente")
 WAIT_SECONDS = 30
 
 pytestmark = [
@@ -41,25 +40,12 @@ pytestmark = [
 @pytest.fixture
 def worker(database_url: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
     assert BROKER_URL is not None
-    log = (tmp_path / "worker.log").open("wb")
     env = os.environ | {"PUENTE_BROKER_URL": BROKER_URL, "PUENTE_DATABASE_URL": database_url}
-    process = subprocess.Popen(
-        [str(PUENTE), "worker", "--pool", "solo", "--concurrency", "1"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_worker(env, tmp_path / "worker.log")
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)  # Celery's warm shutdown
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.close()
+        stop(process)
 
 
 def _append_with_broker(session: Session, monkeypatch: pytest.MonkeyPatch, count: int) -> None:

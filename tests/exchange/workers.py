@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.live import start_worker, stop
+
 BROKER_URL = os.environ.get("PUENTE_TEST_BROKER_URL")
-PUENTE = Path(sys.executable).with_name("puente")
 VISIBILITY_TIMEOUT = 5
 WAIT_SECONDS = 90
 
@@ -31,14 +31,7 @@ class Workers:
         self.started: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"worker-{len(self.started)}.log").open("wb")
-        process = subprocess.Popen(
-            [str(PUENTE), "worker", "--pool", "solo", "--concurrency", "1"],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        log.close()
+        process = start_worker(self.env, self.logs / f"worker-{len(self.started)}.log")
         self.started.append(process)
         return process
 
@@ -59,10 +52,4 @@ class Workers:
 
     def stop_all(self) -> None:
         for process in self.started:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process)

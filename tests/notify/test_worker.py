@@ -8,9 +8,6 @@ still arrives once.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,10 +18,10 @@ from sqlalchemy.orm import Session
 
 from puente.notify import service
 from puente.notify.models import OutboxMessage, Status
+from tests.live import start_worker, stop
 from tests.notify.conftest import Mailbox
 
 BROKER_URL = os.environ.get("PUENTE_TEST_BROKER_URL")
-PUENTE = Path(sys.executable).with_name("puente")
 WAIT_SECONDS = 30
 
 pytestmark = [
@@ -38,24 +35,12 @@ def worker(database_url: str, smtp: Mailbox, tmp_path: Path) -> Iterator[Path]:
     """A worker whose settings (the environment `smtp` set) point at the local server."""
     assert BROKER_URL is not None
     log_path = tmp_path / "worker.log"
-    log = log_path.open("wb")
     env = os.environ | {"PUENTE_BROKER_URL": BROKER_URL, "PUENTE_DATABASE_URL": database_url}
-    process = subprocess.Popen(
-        [str(PUENTE), "worker", "--pool", "solo", "--concurrency", "1"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    process = start_worker(env, log_path)
     try:
         yield log_path
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        stop(process)
 
 
 def test_the_worker_delivers_once_though_the_task_comes_twice(
