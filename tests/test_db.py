@@ -1,11 +1,15 @@
-"""The shell's sessions: a savepoint never commits on its own."""
+"""The shell's sessions (a savepoint never commits on its own) and its connection pool."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import Engine, create_engine, func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.pool import NullPool
 
 from exchange.models import StoredResource
-from puente.db import session_factory, utcnow
+from puente import db as db_module
+from puente.db import make_engine, session_factory, utcnow
 
 
 def _row(res_id: str) -> StoredResource:
@@ -56,3 +60,49 @@ def test_a_released_savepoint_commits_with_its_transaction() -> None:
     finally:
         session.close()
     assert _count("hgcj-savepoint-2") == 0
+
+
+def _backend_of(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
+
+
+def _terminate(database_url: str, pid: int) -> None:
+    admin = create_engine(database_url, poolclass=NullPool)
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"SELECT pg_terminate_backend({pid}, 10000)")  # waits for it
+    admin.dispose()
+
+
+def test_a_pooled_connection_the_server_dropped_while_idle_is_replaced_unnoticed(
+    database_url: str, is_postgres: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not is_postgres:
+        pytest.skip("a SQLite file has no server to drop the connection")
+    engine = make_engine(database_url)
+    try:
+        dropped = _backend_of(engine)
+        _terminate(database_url, dropped)
+        monkeypatch.setattr(db_module, "TRUSTED_FOR_SECONDS", 0.0)  # idle long enough
+        assert _backend_of(engine) != dropped  # no error: the ping found it dead
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_that_dies_inside_the_trusted_window_costs_one_statement(
+    database_url: str, is_postgres: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The price of not pinging a connection used a moment ago (HikariCP's trade too):
+    if the server dropped it meanwhile, that one statement fails; the next gets a new one."""
+    if not is_postgres:
+        pytest.skip("a SQLite file has no server to drop the connection")
+    engine = make_engine(database_url)
+    try:
+        dropped = _backend_of(engine)
+        _terminate(database_url, dropped)
+        monkeypatch.setattr(db_module, "TRUSTED_FOR_SECONDS", 3600.0)  # used a moment ago
+        with pytest.raises(OperationalError), engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        assert _backend_of(engine) != dropped
+    finally:
+        engine.dispose()
