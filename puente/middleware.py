@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
 from fastapi import FastAPI, Request
+from starlette.datastructures import MutableHeaders
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from puente.auth import tokens
 from puente.context import context_of
@@ -65,18 +67,38 @@ def _flat_routes(app: FastAPI) -> Iterable[BaseRoute]:
     return iter_route_contexts(app.router.routes)  # type: ignore[return-value]
 
 
-def install(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def puente_layer(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+class PuenteLayer:
+    """Pure ASGI rather than `@app.middleware("http")`: Starlette's `BaseHTTPMiddleware`
+    runs the app in a task of its own and streams its response back through a memory
+    channel, which cost more CPU than reading a resource by id."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         settings = get_settings()
+        request = Request(scope, receive)
         ctx = context_of(request)
         ctx.locale = negotiate(
             request.headers.get("accept-language"), default=settings.default_locale
         )
-        response: Response
+        status: int | None = None
+
+        async def send_marked(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = ctx.request_id
+                headers.setdefault("Content-Language", bcp47(ctx.locale))
+                headers.setdefault("Vary", "Accept, Accept-Language, Authorization")
+            await send(message)
+
+        response: Response | None = None
         try:
             path = request.url.path
             if path == "/fhir" or path.startswith("/fhir/"):
@@ -92,11 +114,19 @@ def install(app: FastAPI) -> None:
                             default=settings.default_locale,
                         )
                 check_accept(request)
-            response = await call_next(request)
+            await self.app(scope, receive, send_marked)
         except PuenteError as exc:
             response = error_response(request, exc)
         except Exception as exc:  # noqa: BLE001 - the last net: a 500 without exception text
-            if is_transient(exc):
+            if status is not None:
+                # The response had begun: the server can only cut it off. Logged here, not
+                # raised to the server, whose log would print the exception's text.
+                error_log.error(
+                    "failure_after_response_began",
+                    exc_info=(type(exc), exc, exc.__traceback__),
+                    extra={"request_id": ctx.request_id},
+                )
+            elif is_transient(exc):
                 # The database aborted this request so that a concurrent one could finish
                 # (deadlock, serialization failure, SQLite's lock): nothing of it was
                 # stored, and sending it again will succeed.
@@ -109,18 +139,20 @@ def install(app: FastAPI) -> None:
                     extra={"request_id": ctx.request_id},
                 )
                 response = internal_error_response(request)
-        response.headers["X-Request-ID"] = ctx.request_id
-        response.headers.setdefault("Content-Language", bcp47(ctx.locale))
-        response.headers.setdefault("Vary", "Accept, Accept-Language, Authorization")
+        if response is not None:
+            await response(scope, receive, send_marked)
         access_log.info(
             "request",
             extra={
                 "request_id": ctx.request_id,
                 "method": request.method,
-                "route": route_template(app, request),
-                "status": response.status_code,
+                "route": route_template(scope["app"], request),
+                "status": status,
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "role": ctx.caller.role.value if ctx.caller else None,
             },
         )
-        return response
+
+
+def install(app: FastAPI) -> None:
+    app.add_middleware(PuenteLayer)

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
+from collections.abc import Iterator
+
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from starlette.responses import StreamingResponse
 
 from exchange import service
+from puente.logs import JSONFormatter
+from puente.middleware import PuenteLayer
 from tests.factories import bearer
 
 
@@ -138,3 +146,26 @@ def test_a_persons_stored_language_wins(client: TestClient) -> None:
     response = client.get("/fhir/Organization/none", headers=headers)
     assert response.status_code == 404
     assert response.json()["issue"][0]["details"]["text"].startswith("No se encontró")
+
+
+def test_a_failure_after_the_response_began_is_logged_without_its_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def body() -> Iterator[bytes]:
+        yield b'{"resourceType": "Bundle", "entry": ['
+        raise RuntimeError("José Luis Hernández HELJ800101HCHRPS09")
+
+    app = FastAPI()
+    app.add_api_route("/stream", lambda: StreamingResponse(body()))
+    app.add_middleware(PuenteLayer)
+    with caplog.at_level(logging.ERROR, logger="puente.error"), TestClient(app) as http:
+        response = http.get("/stream", headers={"X-Request-ID": "req-cut-short"})
+    # The status and the first part had left: the client sees a cut-off body, not a 500.
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "req-cut-short"
+    (record,) = [r for r in caplog.records if r.name == "puente.error"]
+    line = JSONFormatter().format(record)
+    assert json.loads(line)["event"] == "failure_after_response_began"
+    assert json.loads(line)["request_id"] == "req-cut-short"
+    assert "Hernández" not in line
+    assert "HELJ800101HCHRPS09" not in line
