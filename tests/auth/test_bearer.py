@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from puente.auth import tokens
 from puente.db import unit_of_work
 from puente.settings import get_settings
 from tests.factories import add_system_with_key, organizations, token
@@ -124,3 +126,17 @@ def test_token_from_the_token_endpoint_is_refused_where_its_scope_does_not_reach
     )
     assert allowed.status_code == 200
     assert allowed.json()["total"] == 4  # two countries, two hospitals
+
+
+def test_an_accepted_token_is_refused_once_it_expires(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token is verified once and then remembered: its expiry still holds."""
+    good = {"Authorization": f"Bearer {token(ttl=60)}"}
+    assert client.get("/fhir/Organization", headers=good).status_code == 200
+    assert client.get("/fhir/Organization", headers=good).status_code == 200
+    a_minute_on = time.time() + 61
+    monkeypatch.setattr(tokens, "time", SimpleNamespace(time=lambda: a_minute_on))
+    response = client.get("/fhir/Organization", headers=good)
+    assert response.status_code == 401
+    assert response.json()["issue"][0]["details"]["text"] == gettext("en_US", "error.token_expired")
