@@ -130,25 +130,30 @@ class TransactionalRoute(APIRoute):
         return handler
 
 
-def get_session(request: Request) -> Session:
+# The dependencies are coroutines although they never wait: FastAPI runs a plain function
+# dependency in the thread pool, a thread hand-off each (three per request) for work that
+# takes microseconds. None of them does I/O: a Session connects on its first statement.
+
+
+async def get_session(request: Request) -> Session:
     ctx = context_of(request)
     if ctx.session is None:
         ctx.session = session_factory()()
     return ctx.session
 
 
-def get_context(request: Request) -> RequestContext:
+async def get_context(request: Request) -> RequestContext:
     return context_of(request)
 
 
-def get_caller(request: Request) -> Caller:
+async def get_caller(request: Request) -> Caller:
     caller = context_of(request).caller
     if caller is None:  # the middleware authenticates first; this is a second lock
         raise Unauthenticated()
     return caller
 
 
-def bearer_caller(request: Request) -> Caller:
+async def bearer_caller(request: Request) -> Caller:
     """The bearer token's caller, for APIs outside `/fhir` (the middleware authenticates
     only there), with the language it prefers."""
     from puente.auth import tokens
