@@ -41,37 +41,41 @@ def _status_of(exc: BaseException) -> int:
 
 def _write_audit(session: Session, ctx: RequestContext, outcome: int, detail: str | None) -> None:
     settings = get_settings()
+    events: list[audit.Event] = []
     if ctx.disclosure is not None and outcome == audit.SUCCESS:
         # Written whatever `audit_reads` says: the accounting of disclosures reads them.
-        audit.append(
-            session,
-            event_type="disclosure",
-            subtype=ctx.disclosure.subtype,
-            action="R",
-            outcome=outcome,
-            outcome_detail="break-the-glass" if ctx.disclosure.break_the_glass else None,
-            caller=ctx.caller,
-            request_id=ctx.request_id,
-            source_ip=ctx.source_ip,
-            entities=ctx.disclosure.entities,
-            patients=ctx.disclosure.patients,
+        events.append(
+            audit.Event(
+                event_type="disclosure",
+                subtype=ctx.disclosure.subtype,
+                action="R",
+                outcome=outcome,
+                outcome_detail="break-the-glass" if ctx.disclosure.break_the_glass else None,
+                caller=ctx.caller,
+                request_id=ctx.request_id,
+                source_ip=ctx.source_ip,
+                entities=ctx.disclosure.entities,
+                patients=ctx.disclosure.patients,
+            )
         )
     for item in ctx.audit:
         if item.reads and not settings.audit_reads and outcome == audit.SUCCESS:
             continue
-        audit.append(
-            session,
-            event_type=item.event_type,
-            subtype=item.subtype,
-            action=item.action,
-            outcome=outcome,
-            outcome_detail=detail,
-            caller=ctx.caller,
-            request_id=ctx.request_id,
-            source_ip=ctx.source_ip,
-            entities=item.entities,
-            patients=item.patients,
+        events.append(
+            audit.Event(
+                event_type=item.event_type,
+                subtype=item.subtype,
+                action=item.action,
+                outcome=outcome,
+                outcome_detail=detail,
+                caller=ctx.caller,
+                request_id=ctx.request_id,
+                source_ip=ctx.source_ip,
+                entities=item.entities,
+                patients=item.patients,
+            )
         )
+    audit.append_all(session, events)
 
 
 def _finish_success(ctx: RequestContext) -> None:

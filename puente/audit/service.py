@@ -37,6 +37,24 @@ def _seal_after_commit(session: Session, entry_id: int) -> None:
         enqueue(session, SEAL_TASK, entry_id)
 
 
+@dataclass(frozen=True)
+class Event:
+    """One audit row to append. `agent` names who acted when there is no Caller (a failed
+    sign-in names the account tried, never the password)."""
+
+    event_type: str
+    subtype: str
+    action: str
+    outcome: int = SUCCESS
+    caller: Caller | None = None
+    agent: str | None = None
+    request_id: str | None = None
+    source_ip: str | None = None
+    entities: Sequence[str] = ()
+    patients: Sequence[str] = ()
+    outcome_detail: str | None = None
+
+
 def append(
     session: Session,
     *,
@@ -52,41 +70,68 @@ def append(
     patients: Sequence[str] = (),
     outcome_detail: str | None = None,
 ) -> AuditEntry:
-    """Add one audit row (and its reference index) to the session; the shell commits it.
-
-    `agent` names who acted when there is no Caller (a failed sign-in names the account
-    tried, never the password).
-    """
-    entity_refs = list(dict.fromkeys(entities))
-    patient_refs = list(dict.fromkeys(patients))
-    entry = AuditEntry(
-        recorded_at=utcnow(),
-        request_id=request_id,
-        event_type=event_type,
-        subtype=subtype,
-        action=action,
-        outcome=outcome,
-        outcome_detail=outcome_detail,
-        agent=caller.subject if caller else agent,
-        agent_role=caller.role.value if caller else None,
-        fhir_user=caller.fhir_user if caller else None,
-        org_code=caller.org_code if caller else None,
-        country=caller.country if caller else None,
-        purpose_of_use=caller.purpose_of_use if caller else None,
-        source_ip=source_ip,
-        entities=entity_refs,
-        patients=patient_refs,
+    """Add one audit row (and its reference index) to the session; the shell commits it."""
+    event = Event(
+        event_type,
+        subtype,
+        action,
+        outcome,
+        caller,
+        agent,
+        request_id,
+        source_ip,
+        entities,
+        patients,
+        outcome_detail,
     )
-    session.add(entry)
+    (entry,) = append_all(session, [event])
+    return entry
+
+
+def append_all(session: Session, events: Sequence[Event]) -> list[AuditEntry]:
+    """Add several audit rows to the session in one INSERT, their references in one more
+    (a transaction Bundle notes one event per entry: measured, a hundred flushes and a
+    hundred reference inserts were a fifth of its time)."""
+    if not events:
+        return []
+    now = utcnow()
+    entries: list[AuditEntry] = []
+    for event in events:
+        caller = event.caller
+        entries.append(
+            AuditEntry(
+                recorded_at=now,
+                request_id=event.request_id,
+                event_type=event.event_type,
+                subtype=event.subtype,
+                action=event.action,
+                outcome=event.outcome,
+                outcome_detail=event.outcome_detail,
+                agent=caller.subject if caller else event.agent,
+                agent_role=caller.role.value if caller else None,
+                fhir_user=caller.fhir_user if caller else None,
+                org_code=caller.org_code if caller else None,
+                country=caller.country if caller else None,
+                purpose_of_use=caller.purpose_of_use if caller else None,
+                source_ip=event.source_ip,
+                entities=list(dict.fromkeys(event.entities)),
+                patients=list(dict.fromkeys(event.patients)),
+            )
+        )
+    session.add_all(entries)
     session.flush()
-    references = [{"audit_id": entry.id, "reference": r, "kind": "entity"} for r in entity_refs]
-    references += [{"audit_id": entry.id, "reference": r, "kind": "patient"} for r in patient_refs]
+    references = [
+        {"audit_id": entry.id, "reference": reference, "kind": kind}
+        for entry in entries
+        for kind, named in (("entity", entry.entities), ("patient", entry.patients))
+        for reference in named
+    ]
     if references:
         # One executemany, no ORM objects: a `$everything` page names hundreds of
         # resources (measured: the ORM's per-object bookkeeping was most of its audit cost).
         session.execute(insert(AuditReference), references)
-    _seal_after_commit(session, entry.id)
-    return entry
+    _seal_after_commit(session, entries[0].id)
+    return entries
 
 
 # Reading the trail (ARCHITECTURE.md "Roles"): consent officers see their hospital's

@@ -118,3 +118,45 @@ def test_with_read_auditing_off_reads_and_searches_leave_no_row_but_writes_do(
     with session_factory()() as session:
         kept = [(e.subtype, e.outcome) for e in _entries(session)]
     assert kept == [("read", 4), ("create", 0)]
+
+
+def test_a_transaction_leaves_one_event_per_entry_indexed_under_its_own_resources(
+    client: TestClient, engine: Engine
+) -> None:
+    _load()
+    entries = []
+    for n in range(2):
+        patient = {"resourceType": "Patient", "name": [{"family": f"Trail{n}"}]}
+        visit = {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"code": "EMER"},
+            "subject": {"reference": f"urn:uuid:p{n}"},
+        }
+        entries.append(
+            {
+                "fullUrl": f"urn:uuid:p{n}",
+                "resource": patient,
+                "request": {"method": "POST", "url": "Patient"},
+            }
+        )
+        entries.append({"resource": visit, "request": {"method": "POST", "url": "Encounter"}})
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+    response = client.post("/fhir", json=bundle, headers=bearer())
+    assert response.status_code == 200
+    created = [e["response"]["location"].split("/_history")[0] for e in response.json()["entry"]]
+    # Each Encounter is about the Patient posted just before it.
+    expected = {
+        resource: {("entity", resource), ("patient", created[n - n % 2])}
+        for n, resource in enumerate(created)
+    }
+    with session_factory()() as session:
+        writes = [e for e in _entries(session) if e.subtype == "create"]
+        assert len(writes) == len(created)
+        for entry in writes:
+            references = session.execute(
+                select(AuditReference.kind, AuditReference.reference).where(
+                    AuditReference.audit_id == entry.id
+                )
+            ).all()
+            assert set(references) == expected[entry.entities[0]]
