@@ -30,7 +30,7 @@ from puente.errors import (
     PuenteError,
 )
 from puente.fhir.responses import version_from_etag
-from puente.fhir.search import conditional_criteria, parse_search
+from puente.fhir.search import conditional_criteria
 from translation.i18n import N_
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -341,7 +341,7 @@ def _run(session: Session, caller: Caller, entry: Entry) -> Outcome:
 def _read(session: Session, caller: Caller, entry: Entry) -> Outcome:
     rt = entry.resource_type
     if entry.res_id is None:
-        parsed = parse_search(entry.query, service.capability(rt).search_params)
+        parsed = service.parse(rt, entry.query, lenient=False)
         result = service.search(session, caller, resource_type=rt, request=parsed)
         bundle = {
             "resourceType": "Bundle",

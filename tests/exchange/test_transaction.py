@@ -273,3 +273,31 @@ def test_conditional_update_creates_then_updates(client: TestClient) -> None:
     assert second["response"]["status"] == "200 OK"
     assert second["resource"]["id"] == patient_id
     assert second["response"]["etag"] == 'W/"2"'
+
+
+def test_later_entries_see_what_the_bundles_creates_wrote(client: TestClient) -> None:
+    """Creates are written together, and the searches that run after them (R4 3.1.0.11.2:
+    reads come last) find them, through a chain too."""
+    curp = "GOXP700707HNEMXD09"
+    result = _post(
+        client,
+        _transaction(
+            {"request": {"method": "GET", "url": f"Patient?identifier={CURP}|{curp}"}},
+            {
+                "fullUrl": "urn:uuid:0f0e0d0c-0000-4000-8000-000000000001",
+                "resource": _patient(curp),
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": _visit("urn:uuid:0f0e0d0c-0000-4000-8000-000000000001"),
+                "request": {"method": "POST", "url": "Encounter"},
+            },
+            {"request": {"method": "GET", "url": "Encounter?subject:Patient.name=ramirez"}},
+        ),
+    )
+    assert result.status_code == 200, result.text
+    search, created, visit, chained = result.json()["entry"]
+    assert [e["resource"]["id"] for e in search["resource"]["entry"]] == [created["resource"]["id"]]
+    assert [e["resource"]["id"] for e in chained["resource"]["entry"]] == [visit["resource"]["id"]]
+    by_name = client.get("/fhir/Patient", params={"name": "ramirez"}, headers=bearer()).json()
+    assert [e["resource"]["id"] for e in by_name["entry"]] == [created["resource"]["id"]]
