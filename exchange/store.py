@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -335,6 +336,17 @@ def lost_create_race(exc: BaseException) -> bool:
     return constraint == "uq_resource_type_id"
 
 
+@dataclass(frozen=True)
+class Created:
+    """A resource `create_many` wrote: its first version."""
+
+    pk: int
+    res_type: str
+    res_id: str
+    last_updated: dt.datetime
+    content: dict[str, Any]  # as stored: with the server's id and meta
+
+
 def create_many(
     session: Session,
     *,
@@ -342,15 +354,15 @@ def create_many(
     owner_country: str | None,
     contents: list[dict[str, Any]],
     method: str,
-) -> None:
+) -> list[Created]:
     """Write validated `contents` (ids set, none stored yet) as new resources: what `write`
     with `stored=None` does for each, in one INSERT per table, or one COPY per table on
     PostgreSQL (measured: a bulk import spent most of its time in the per-resource round
     trips of the ORM flush, then in building and planning multi-row INSERTs). The stored
     documents share nested values with `contents`, which the caller must not change
-    afterwards."""
+    afterwards. Returns what was written, in the order of `contents`."""
     if not contents:
-        return
+        return []
     resources = []
     for content in contents:
         now = utcnow()
@@ -394,6 +406,10 @@ def create_many(
             for pk, r in zip(pks, resources, strict=True)
         ),
     )
+    return [
+        Created(pk, r["res_type"], r["res_id"], r["last_updated"], r["content"])
+        for pk, r in zip(pks, resources, strict=True)
+    ]
 
 
 _RESOURCE_COLUMNS = (

@@ -328,6 +328,10 @@ def _run(session: Session, caller: Caller, entry: Entry) -> Outcome:
             return Outcome("204 No Content", written=written)
         case _:
             return _read(session, caller, entry)
+    return _written_outcome(written)
+
+
+def _written_outcome(written: writes.Written) -> Outcome:
     return Outcome(
         _status(written),
         resource=written.resource,
@@ -386,12 +390,42 @@ def run_transaction(session: Session, caller: Caller, entries: list[Entry]) -> l
         ) from exc
     _link(session, caller, entries, targets)
     outcomes: dict[int, Outcome] = {}
-    for entry in sorted(entries, key=lambda e: ORDER[e.method]):
+    for run in _runs(sorted(entries, key=lambda e: ORDER[e.method])):
+        if _plain_create(run[0]):
+            outcomes.update(_create_run(session, caller, run))
+            continue
+        (entry,) = run
         try:
             outcomes[entry.index] = _run(session, caller, entry)
         except PuenteError as exc:
             raise EntryFailed(entry.index, exc) from exc
     return [outcomes[e.index] for e in entries]
+
+
+def _plain_create(entry: Entry) -> bool:
+    """A POST without If-None-Exist: it reads nothing the entries before it wrote."""
+    return entry.method == "POST" and entry.if_none_exist is None
+
+
+def _runs(entries: list[Entry]) -> list[list[Entry]]:
+    """`entries` in their order, each plain create run together with the plain creates
+    next to it, every other entry alone."""
+    runs: list[list[Entry]] = []
+    for entry in entries:
+        if runs and _plain_create(entry) and _plain_create(runs[-1][-1]):
+            runs[-1].append(entry)
+        else:
+            runs.append([entry])
+    return runs
+
+
+def _create_run(session: Session, caller: Caller, run: list[Entry]) -> dict[int, Outcome]:
+    items = [writes.NewResource(e.resource_type, e.resource, e.res_id) for e in run]
+    try:
+        written = writes.create_all(session, caller, items)
+    except writes.CreateFailed as exc:
+        raise EntryFailed(run[exc.position].index, exc.cause) from exc
+    return {entry.index: _written_outcome(w) for entry, w in zip(run, written, strict=True)}
 
 
 def run_batch(session: Session, caller: Caller, entries: list[Entry]) -> list[Outcome]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,15 @@ from exchange.service import capability, parse
 from exchange.validation import validate
 from puente.auth.caller import Caller
 from puente.auth.scopes import Interaction, Role
-from puente.errors import Forbidden, Gone, InvalidRequest, Issue, NotFound, PreconditionFailed
+from puente.errors import (
+    Forbidden,
+    Gone,
+    InvalidRequest,
+    Issue,
+    NotFound,
+    PreconditionFailed,
+    PuenteError,
+)
 from translation.i18n import N_
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
@@ -114,13 +123,18 @@ def _consent_patient(content: dict[str, Any] | None) -> str | None:
     return "/".join(parts[-2:]) if len(parts) >= 2 and parts[-2] == "Patient" else None
 
 
+def _checks_read_store(content: dict[str, Any]) -> bool:
+    """Whether `_checked` reads the store for this content."""
+    return content.get("resourceType") == CONSENT
+
+
 def _checked(
     session: Session, caller: Caller, code: str, content: dict[str, Any]
 ) -> dict[str, Any]:
     """`content` once its type's checks that need the store pass: for a Consent, Puente's
     rules (422) and whose Consent it may be (403). A Patient another system owns is
     answered like one that does not exist."""
-    if content.get("resourceType") != CONSENT:
+    if not _checks_read_store(content):
         return content
     labelling.validate_consent(session, content)
     patient = _consent_patient(content)
@@ -268,6 +282,79 @@ def create(
         method="POST",
     )
     return _written(stored, created=True)
+
+
+@dataclass(frozen=True)
+class NewResource:
+    """One POST of `create_all`: the body and, from a transaction, the id chosen for it."""
+
+    resource_type: str
+    body: Any
+    assigned_id: str | None = None
+
+
+class CreateFailed(Exception):
+    """`create_all` refused the item at `position` (nothing of the call is to be kept)."""
+
+    def __init__(self, position: int, cause: PuenteError) -> None:
+        super().__init__(position)
+        self.position = position
+        self.cause = cause
+
+
+def create_all(session: Session, caller: Caller, items: Sequence[NewResource]) -> list[Written]:
+    """What `create` without If-None-Exist does for each item in turn, the writes made
+    together: one statement per table for the lot, where a transaction Bundle made one per
+    table per entry (measured: a 100-entry Bundle issued a thousand statements).
+
+    An item whose checks read the store (a Consent's Patient) first has the items before it
+    written, so it sees them as `create` would. The first refusal raises `CreateFailed`;
+    what was written before it stays in the session, which the caller rolls back."""
+    written: list[Written] = []
+    pending: list[dict[str, Any]] = []
+    pending_owner = ""
+
+    def write_pending() -> None:
+        created = store.create_many(
+            session,
+            owner=pending_owner,
+            owner_country=caller.country,
+            contents=pending,
+            method="POST",
+        )
+        shown = labelling.labelled(session, [(c.pk, c.content) for c in created])
+        for row, resource in zip(created, shown, strict=True):
+            about = patient_references(row.content, row.res_type, row.res_id)
+            written.append(
+                Written(
+                    row.res_type,
+                    row.res_id,
+                    resource,
+                    1,
+                    row.last_updated,
+                    created=True,
+                    patients=tuple(about),
+                )
+            )
+        pending.clear()
+
+    for position, item in enumerate(items):
+        try:
+            code = _writer(caller, item.resource_type, Interaction.CREATE)
+            content = validate(item.body, expected_type=item.resource_type)
+        except PuenteError as exc:
+            raise CreateFailed(position, exc) from exc
+        if pending and (code != pending_owner or _checks_read_store(content)):
+            write_pending()
+        try:
+            content = _checked(session, caller, code, content)
+        except PuenteError as exc:
+            raise CreateFailed(position, exc) from exc
+        pending_owner = code
+        pending.append({**content, "id": item.assigned_id or store.new_id()})
+    if pending:
+        write_pending()
+    return written
 
 
 def update(

@@ -301,3 +301,48 @@ def test_a_patients_own_consent_is_part_of_its_hospitals_record(client: TestClie
     assert refused.status_code == 400, refused.text
     assert client.delete(url, headers=OFFICER).status_code == 404
     assert client.get(url, headers=juana).json()["status"] == "active"
+
+
+def _bundle(*entries: tuple[str | None, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                **({"fullUrl": full_url} if full_url else {}),
+                "resource": resource,
+                "request": {"method": "POST", "url": resource["resourceType"]},
+            }
+            for full_url, resource in entries
+        ],
+    }
+
+
+def test_a_transaction_writes_a_patient_and_the_consent_about_it_together(
+    client: TestClient,
+) -> None:
+    _, el_paso = _setup(client)
+    newcomer = "urn:uuid:6a1f7c2e-0000-4000-8000-00000000c0de"
+    about_newcomer = {**_consent("x"), "patient": {"reference": newcomer}}
+    written = client.post(
+        "/fhir",
+        json=_bundle((newcomer, patient()), (None, about_newcomer)),
+        headers={**HGCJ, **fhir_json()},
+    )
+    assert written.status_code == 200, written.text
+    new_patient, new_consent = (e["resource"] for e in written.json()["entry"])
+    assert new_consent["patient"]["reference"] == f"Patient/{new_patient['id']}"
+    assert _ids(client, f"patient={new_patient['id']}", HGCJ) == [new_consent["id"]]
+    # A Consent about another hospital's patient fails the whole Bundle, naming its entry.
+    refused = client.post(
+        "/fhir",
+        json=_bundle(
+            ("urn:uuid:6a1f7c2e-0000-4000-8000-00000000beef", patient()),
+            (None, _consent(el_paso)),
+        ),
+        headers={**HGCJ, **fhir_json()},
+    )
+    assert refused.status_code == 403
+    expressions = [x for i in refused.json()["issue"] for x in i.get("expression", [])]
+    assert any(x.startswith("Bundle.entry[1]") for x in expressions)
+    assert _ids(client, f"patient={el_paso}", UMCEP) == []
