@@ -77,7 +77,10 @@ def _token_clause(value: TokenValue) -> Clause[bool]:
 
 def _date_clause(value: DateValue) -> Clause[bool]:
     low, high = DateIndex.low, DateIndex.high
-    within = and_(low >= value.low, high <= value.high)
+    # `low <= value.high` follows from the others (every indexed range has low <= high: a
+    # Period's per-1 is enforced on write) and bounds the index range scan on low, which
+    # otherwise ran from value.low to the last date of the parameter.
+    within = and_(low >= value.low, low <= value.high, high <= value.high)
     match value.prefix:
         case "eq":
             return within
