@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from exchange import store, writes
 from puente.auth.caller import Caller
-from puente.db import is_transient
+from puente.db import is_transient, refresh_statistics
 from puente.errors import InvalidResource, Issue, PuenteError
 from translation.i18n import N_
 
@@ -46,6 +46,9 @@ REFERENCE_ORDER = (
 )
 _RANK = {name: rank for rank, name in enumerate(REFERENCE_ORDER)}
 SUFFIXES = (".ndjson", ".json")
+# An import of this many resources (written, by `puente import`'s count; lines, by an
+# `$import` job's) refreshes the planner's statistics at its end.
+ANALYZE_AFTER = 5_000
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,13 @@ class ImportReport:
     @property
     def stored(self) -> int:
         return self.created + self.updated + self.unchanged
+
+
+def after_load(written: int) -> bool:
+    """What an import does once its lines are written: one of `ANALYZE_AFTER` resources
+    or more refreshes the database's statistics (`puente.db.refresh_statistics`); whether
+    it did."""
+    return written >= ANALYZE_AFTER and refresh_statistics()
 
 
 def lost_to_another(exc: BaseException) -> bool:

@@ -35,6 +35,7 @@ def import_task(job_id: str) -> None:
         with unit_of_work() as session:
             import_jobs.fail(session, job_id=job_id)
         raise
+    bulk.after_load(len(run.lines))
 
 
 def _next_batch(run: import_jobs.Run) -> bool:

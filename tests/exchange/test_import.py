@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from demo.generator import generate, write_ndjson
@@ -144,3 +147,32 @@ def test_lines_that_meet_are_arranged_in_one_batch() -> None:
     # patients: hgcj-a twice together, with the holder of its first line; the line without
     # an id with the one sharing its identifier; then encounters; then what is no resource
     assert arranged == [{0: [[0, 3], [4, 5]], 1: [[1]]}, {0: [[2]]}, {1: [[6]]}]
+
+
+def _last_analyzed() -> dt.datetime | None:
+    with session_factory()() as session:
+        found: dt.datetime | None = session.execute(
+            text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'resource'")
+        ).scalar_one()
+        return found
+
+
+def test_a_large_import_refreshes_the_planners_statistics(
+    tmp_path: Path, is_postgres: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _register_systems()
+    folders = write_ndjson(generate(patients_per_hospital=5, seed=3), tmp_path)
+    monkeypatch.setattr(bulk, "ANALYZE_AFTER", 10**9)
+    before = _last_analyzed() if is_postgres else None
+    small = runner.invoke(app, ["import", str(folders["hgcj"]), "--system", "hgcj", "--quiet"])
+    assert small.exit_code == 0, small.output
+    if not is_postgres:
+        assert bulk.after_load(10**9) is False  # SQLite keeps its own planner
+        return
+    assert _last_analyzed() == before
+    monkeypatch.setattr(bulk, "ANALYZE_AFTER", 1)
+    large = runner.invoke(app, ["import", str(folders["umcep"]), "--system", "umcep", "--quiet"])
+    assert large.exit_code == 0, large.output
+    after = _last_analyzed()
+    assert after is not None
+    assert before is None or after > before
