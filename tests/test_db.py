@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.exc import OperationalError
@@ -74,35 +76,36 @@ def _terminate(database_url: str, pid: int) -> None:
     admin.dispose()
 
 
-def test_a_pooled_connection_the_server_dropped_while_idle_is_replaced_unnoticed(
-    database_url: str, is_postgres: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def dropped(database_url: str, is_postgres: bool) -> Iterator[tuple[Engine, int]]:
+    """An engine whose one pooled connection the server has just dropped, and that
+    connection's backend pid."""
     if not is_postgres:
         pytest.skip("a SQLite file has no server to drop the connection")
     engine = make_engine(database_url)
     try:
-        dropped = _backend_of(engine)
-        _terminate(database_url, dropped)
-        monkeypatch.setattr(db_module, "TRUSTED_FOR_SECONDS", 0.0)  # idle long enough
-        assert _backend_of(engine) != dropped  # no error: the ping found it dead
+        pid = _backend_of(engine)
+        _terminate(database_url, pid)
+        yield engine, pid
     finally:
         engine.dispose()
+
+
+def test_a_pooled_connection_the_server_dropped_while_idle_is_replaced_unnoticed(
+    dropped: tuple[Engine, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine, pid = dropped
+    monkeypatch.setattr(db_module, "TRUSTED_FOR_SECONDS", 0.0)  # idle long enough
+    assert _backend_of(engine) != pid  # no error: the ping found it dead
 
 
 def test_a_connection_that_dies_inside_the_trusted_window_costs_one_statement(
-    database_url: str, is_postgres: bool, monkeypatch: pytest.MonkeyPatch
+    dropped: tuple[Engine, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The price of not pinging a connection used a moment ago (HikariCP's trade too):
     if the server dropped it meanwhile, that one statement fails; the next gets a new one."""
-    if not is_postgres:
-        pytest.skip("a SQLite file has no server to drop the connection")
-    engine = make_engine(database_url)
-    try:
-        dropped = _backend_of(engine)
-        _terminate(database_url, dropped)
-        monkeypatch.setattr(db_module, "TRUSTED_FOR_SECONDS", 3600.0)  # used a moment ago
-        with pytest.raises(OperationalError), engine.connect() as conn:
-            conn.exec_driver_sql("SELECT 1")
-        assert _backend_of(engine) != dropped
-    finally:
-        engine.dispose()
+    engine, pid = dropped
+    monkeypatch.setattr(db_module, "TRUSTED_FOR_SECONDS", 3600.0)  # used a moment ago
+    with pytest.raises(OperationalError), engine.connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+    assert _backend_of(engine) != pid
