@@ -158,8 +158,9 @@ def _last_analyzed() -> dt.datetime | None:
 
 
 def test_a_large_import_refreshes_the_planners_statistics(
-    tmp_path: Path, is_postgres: bool, monkeypatch: pytest.MonkeyPatch
+    client: TestClient, tmp_path: Path, is_postgres: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """(`client`: what the test commits is removed after it.)"""
     _register_systems()
     folders = write_ndjson(generate(patients_per_hospital=5, seed=3), tmp_path)
     monkeypatch.setattr(bulk, "ANALYZE_AFTER", 10**9)
