@@ -11,11 +11,13 @@ good line is stored. Files are taken in reference order (patients before their r
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from exchange import store, writes
@@ -44,6 +46,7 @@ REFERENCE_ORDER = (
     "DocumentReference",
     "Provenance",
 )
+log = logging.getLogger("puente.import")
 _RANK = {name: rank for rank, name in enumerate(REFERENCE_ORDER)}
 SUFFIXES = (".ndjson", ".json")
 # An import of this many resources (written, by `puente import`'s count; lines, by an
@@ -81,8 +84,14 @@ class ImportReport:
 def after_load(written: int) -> bool:
     """What an import does once its lines are written: one of `ANALYZE_AFTER` resources
     or more refreshes the database's statistics (`puente.db.refresh_statistics`); whether
-    it did."""
-    return written >= ANALYZE_AFTER and refresh_statistics()
+    it did. The lines are committed by then: a failure here is logged, not raised."""
+    if written < ANALYZE_AFTER:
+        return False
+    try:
+        return refresh_statistics()
+    except SQLAlchemyError:
+        log.warning("statistics_not_refreshed", exc_info=True)
+        return False
 
 
 def lost_to_another(exc: BaseException) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from demo.generator import generate, write_ndjson
@@ -177,3 +178,21 @@ def test_a_large_import_refreshes_the_planners_statistics(
     after = _last_analyzed()
     assert after is not None
     assert before is None or after > before
+
+
+def test_an_import_whose_statistics_refresh_fails_still_succeeds(
+    client: TestClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _register_systems()
+    folders = write_ndjson(generate(patients_per_hospital=3, seed=4), tmp_path)
+
+    def unreachable() -> bool:
+        raise OperationalError("ANALYZE", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(bulk, "ANALYZE_AFTER", 1)
+    monkeypatch.setattr(bulk, "refresh_statistics", unreachable)
+    result = runner.invoke(app, ["import", str(folders["hgcj"]), "--system", "hgcj", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert _summary(result.output).endswith("rejected 0")
+    stored = client.get("/fhir/Patient", params={"_summary": "count"}, headers=bearer())
+    assert stored.json()["total"] == 3
