@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -63,20 +63,6 @@ def _values(node: Any, steps: tuple[str, ...]) -> list[Any]:
     return values
 
 
-def _strings(value: Any) -> Iterator[str]:
-    """A string, or the string parts of a HumanName, Address or similar complex value."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if key in ("use", "period", "extension", "id", "type"):
-                continue
-            if isinstance(item, str):
-                yield item
-            elif isinstance(item, list):
-                yield from (s for s in item if isinstance(s, str))
-
-
 class StringRow(NamedTuple):
     value: str
     exact: str
@@ -108,43 +94,68 @@ class QuantityRow(NamedTuple):
 Row = StringRow | TokenRow | DateRow | ReferenceRow | QuantityRow
 
 
-def _tokens(value: Any) -> Iterator[TokenRow]:
-    """Codes are cut to the length of the index column."""
+_NOT_TEXT = frozenset({"use", "period", "extension", "id", "type"})
+
+
+def _add_strings(value: Any, rows: list[Row]) -> None:
+    """A string, or the string parts of a HumanName, Address or similar complex value."""
+    if isinstance(value, str):
+        _add_string(value, rows)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key in _NOT_TEXT:
+                continue
+            if isinstance(item, str):
+                _add_string(item, rows)
+            elif isinstance(item, list):
+                for text in item:
+                    if isinstance(text, str):
+                        _add_string(text, rows)
+
+
+def _add_string(text: str, rows: list[Row]) -> None:
+    if text.strip():
+        rows.append(StringRow(fold(text)[:MAX_STRING], text[:MAX_STRING]))
+
+
+def _add_tokens(value: Any, rows: list[Row]) -> None:
+    """Codes are cut to the length of the index column; an empty code is no row."""
     if isinstance(value, bool):
-        yield TokenRow(None, "true" if value else "false")
+        rows.append(TokenRow(None, "true" if value else "false"))
     elif isinstance(value, str):
-        yield TokenRow(None, value[:MAX_STRING])
+        if value:
+            rows.append(TokenRow(None, value[:MAX_STRING]))
     elif isinstance(value, dict):
         if "coding" in value:  # CodeableConcept
             for coding in value.get("coding") or []:
-                yield from _tokens(coding)
+                _add_tokens(coding, rows)
         elif "code" in value:  # Coding
-            yield TokenRow(value.get("system"), str(value["code"])[:MAX_STRING])
+            code = str(value["code"])[:MAX_STRING]
+            if code:
+                rows.append(TokenRow(value.get("system"), code))
         elif "value" in value:  # Identifier, ContactPoint
-            yield TokenRow(value.get("system"), str(value["value"])[:MAX_STRING])
+            code = str(value["value"])[:MAX_STRING]
+            if code:
+                rows.append(TokenRow(value.get("system"), code))
 
 
-def _dates(value: Any) -> Iterator[DateRow]:
+_OPEN_LOW = dt.datetime.min.replace(tzinfo=dt.UTC)
+_OPEN_HIGH = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _add_dates(value: Any, rows: list[Row]) -> None:
     if isinstance(value, str):
         try:
-            yield DateRow(*date_range(value))
+            rows.append(DateRow(*date_range(value)))
         except ValueError:
             return
     elif isinstance(value, dict) and ("start" in value or "end" in value):  # Period
-        low = (
-            date_range(value["start"])[0]
-            if value.get("start")
-            else dt.datetime.min.replace(tzinfo=dt.UTC)
-        )
-        high = (
-            date_range(value["end"])[1]
-            if value.get("end")
-            else dt.datetime.max.replace(tzinfo=dt.UTC)
-        )
-        yield DateRow(low, high)
+        low = date_range(value["start"])[0] if value.get("start") else _OPEN_LOW
+        high = date_range(value["end"])[1] if value.get("end") else _OPEN_HIGH
+        rows.append(DateRow(low, high))
 
 
-def _references(value: Any) -> Iterator[ReferenceRow]:
+def _add_references(value: Any, rows: list[Row]) -> None:
     if not isinstance(value, dict):
         return
     ref = value.get("reference")
@@ -154,40 +165,57 @@ def _references(value: Any) -> Iterator[ReferenceRow]:
     if "_history" in parts:
         parts = parts[: parts.index("_history")]
     if len(parts) >= 2:
-        yield ReferenceRow(parts[-2], parts[-1])
+        rows.append(ReferenceRow(parts[-2], parts[-1]))
     else:
-        yield ReferenceRow(None, parts[-1])
+        rows.append(ReferenceRow(None, parts[-1]))
 
 
-def _quantities(value: Any) -> Iterator[QuantityRow]:
+def _add_quantities(value: Any, rows: list[Row]) -> None:
     if isinstance(value, dict) and "value" in value:
         try:
             number = Decimal(str(value["value"]))
         except InvalidOperation:
             return
-        yield QuantityRow(number, value.get("system"), value.get("code") or value.get("unit"))
+        rows.append(
+            QuantityRow(number, value.get("system"), value.get("code") or value.get("unit"))
+        )
+
+
+# What each parameter type makes of one value: its rows, appended (a bulk import indexes
+# hundreds of thousands of values, so no generators and no per-value type dispatch).
+_ADDERS: dict[ParamType, Callable[[Any, list[Row]], None]] = {
+    ParamType.STRING: _add_strings,
+    ParamType.TOKEN: _add_tokens,
+    ParamType.URI: _add_tokens,
+    ParamType.DATE: _add_dates,
+    ParamType.REFERENCE: _add_references,
+    ParamType.QUANTITY: _add_quantities,
+    ParamType.NUMBER: _add_quantities,
+}
 
 
 def index_rows(resource: dict[str, Any], param: SearchParam) -> list[Row]:
+    """The parameter's rows for the resource, each once, in the order first found."""
+    add = _ADDERS.get(param.type)
+    if add is None:
+        return []
     rows: list[Row] = []
     for path in param.paths:
         steps = _steps(path)
+        if len(steps) == 1:  # most paths: a top-level element, a value or a list of them
+            found = resource.get(steps[0])
+            if isinstance(found, list):
+                for value in found:
+                    if isinstance(value, list):
+                        for inner in _values(value, ()):
+                            add(inner, rows)
+                    elif value is not None:
+                        add(value, rows)
+            elif found is not None:
+                add(found, rows)
+            continue
         if steps and steps[0] not in resource:
             continue
         for value in _values(resource, steps):
-            match param.type:
-                case ParamType.STRING:
-                    rows += [
-                        StringRow(fold(s)[:MAX_STRING], s[:MAX_STRING])
-                        for s in _strings(value)
-                        if s.strip()
-                    ]
-                case ParamType.TOKEN | ParamType.URI:
-                    rows += [r for r in _tokens(value) if r.code]
-                case ParamType.DATE:
-                    rows += list(_dates(value))
-                case ParamType.REFERENCE:
-                    rows += list(_references(value))
-                case ParamType.QUANTITY | ParamType.NUMBER:
-                    rows += list(_quantities(value))
-    return list(dict.fromkeys(rows))
+            add(value, rows)
+    return list(dict.fromkeys(rows)) if len(rows) > 1 else rows

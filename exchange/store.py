@@ -33,7 +33,7 @@ from puente import pgcopy
 from puente.db import utcnow
 from puente.errors import Conflict
 from puente.fhir.dates import instant
-from puente.fhir.search import SearchParam
+from puente.fhir.search import ParamType, SearchParam
 from puente.fhir.sql import among_in
 from translation.i18n import N_
 
@@ -74,12 +74,14 @@ INDEX_COLUMNS: dict[Any, tuple[str, ...]] = {
     ReferenceIndex: ("resource_pk", "res_type", "param", "target_type", "target_id"),
     QuantityIndex: ("resource_pk", "res_type", "param", "value", "system", "code"),
 }
-_TABLE_OF_ROW: dict[type, Any] = {
-    indexing.StringRow: StringIndex,
-    indexing.TokenRow: TokenIndex,
-    indexing.DateRow: DateIndex,
-    indexing.ReferenceRow: ReferenceIndex,
-    indexing.QuantityRow: QuantityIndex,
+_TABLE_OF_TYPE: dict[ParamType, Any] = {
+    ParamType.STRING: StringIndex,
+    ParamType.TOKEN: TokenIndex,
+    ParamType.URI: TokenIndex,
+    ParamType.DATE: DateIndex,
+    ParamType.REFERENCE: ReferenceIndex,
+    ParamType.QUANTITY: QuantityIndex,
+    ParamType.NUMBER: QuantityIndex,
 }
 
 
@@ -90,20 +92,24 @@ def index_values_of(
     values (`INDEX_COLUMNS`): built once per index row, many per resource written."""
     rows: dict[Any, list[tuple[Any, ...]]] = {table: [] for table in _INDEX_TABLES}
     elements = content.keys()
-    for param, heads in _indexed(res_type):
+    for param, heads, table in _indexed(res_type):
         if heads.isdisjoint(elements):
             continue  # none of the parameter's elements is there: most are absent
-        for row in indexing.index_rows(content, param):
-            rows[_TABLE_OF_ROW[type(row)]].append((pk, res_type, param.name, *row))
+        found = indexing.index_rows(content, param)
+        if found:
+            head = (pk, res_type, param.name)
+            rows[table] += [head + row for row in found]
     return rows
 
 
 @lru_cache(maxsize=256)
-def _indexed(res_type: str) -> tuple[tuple[SearchParam, frozenset[str]], ...]:
-    """A type's search parameters, each with the top-level elements its paths start at."""
+def _indexed(res_type: str) -> tuple[tuple[SearchParam, frozenset[str], Any], ...]:
+    """A type's indexed search parameters, each with the top-level elements its paths
+    start at and the table its rows go to."""
     return tuple(
-        (param, frozenset(path.split(".", 1)[0] for path in param.paths))
+        (param, frozenset(path.split(".", 1)[0] for path in param.paths), table)
         for param in _params_for(res_type)
+        if (table := _TABLE_OF_TYPE.get(param.type)) is not None
     )
 
 
