@@ -14,7 +14,8 @@ from exchange import store
 from exchange.models import ResourceVersion, StoredResource
 from exchange.validation import validate
 
-# Text COPY treats tabs, newlines, backslashes and `\N` specially: they must arrive as sent.
+# COPY's text format treats tabs, newlines, backslashes and `\N` specially, its binary
+# format sends lengths: either way they must arrive as sent.
 AWKWARD = {
     "resourceType": "Patient",
     "identifier": [
