@@ -102,10 +102,9 @@ class StringIndex(Base):
 
 class TokenIndex(Base):
     __tablename__ = "idx_token"
-    __table_args__ = (
-        Index("ix_idx_token_code", "res_type", "param", "code"),
-        Index("ix_idx_token_system_code", "res_type", "param", "system", "code"),
-    )
+    # One lookup index, the code before the system: `code`, `|code` and `system|code`
+    # use it whole or by its leading columns (migration 0014).
+    __table_args__ = (Index("ix_idx_token_lookup", "res_type", "param", "code", "system"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     resource_pk: Mapped[int] = mapped_column(BigId, index=True)  # see RESOURCE_REFERENCES
