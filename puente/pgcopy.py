@@ -6,10 +6,10 @@ executemany spent most of the importing processes' time building and splitting
 statements, and PostgreSQL's in parsing and planning them; COPY sends the rows as data.
 Constraints, indexes and foreign keys are checked row by row exactly as for an INSERT.
 
-The rows go in COPY's binary format, each column as the type of its table's column
-(measured on 100,000 resources: in the text format, PostgreSQL spent a third of its COPY
-of the resource table unescaping the documents, and the importing processes as long again
-escaping them).
+The rows go in COPY's binary format, each column as the type of its table's column: the
+documents need no escaping on the way and no unescaping on arrival (measured, the 100,000
+rows of the resource table alone: PostgreSQL's CPU 1.17-1.26 s against 1.41-1.62 s in the
+text format, the sending process's 0.13-0.19 s against 0.35-0.54 s).
 """
 
 from __future__ import annotations
