@@ -11,6 +11,7 @@ import random
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
@@ -171,18 +172,38 @@ def session_factory() -> sessionmaker[Session]:
     return _factory(get_settings().database_url)
 
 
+# Connections ANALYZE runs on at once, a table at a time, largest first (as `vacuumdb
+# --analyze-only --jobs` does): measured after importing 100,000 resources, 0.53-0.61 s on
+# two against 0.81-0.87 s for one ANALYZE of the database.
+ANALYZE_CONNECTIONS = 2
+_TABLES_BY_SIZE = """
+SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'm') AND n.nspname = current_schema()
+ORDER BY pg_total_relation_size(c.oid) DESC
+"""
+
+
 def refresh_statistics() -> bool:
-    """PostgreSQL: ANALYZE the database, so that the planner's row estimates know what a
-    bulk load just wrote; whether it ran. Autovacuum would, a minute or more later, and
-    not at all where it is off: until then a search may take a plan made for empty tables
-    (measured after importing 100,000 Patients: name+birthdate searches spent 4.5 ms of
-    database CPU each without statistics, 0.7 ms with them). SQLite, the embedded default
-    for small data sets, is left to its own planner."""
+    """PostgreSQL: ANALYZE the database's tables, so that the planner's row estimates know
+    what a bulk load just wrote; whether it ran. Autovacuum would, a minute or more later,
+    and not at all where it is off: until then a search may take a plan made for empty
+    tables (measured after importing 100,000 Patients: name+birthdate searches spent 4.5 ms
+    of database CPU each without statistics, 0.7 ms with them). SQLite, the embedded
+    default for small data sets, is left to its own planner."""
     engine = get_engine()
     if engine.dialect.name != "postgresql":
         return False
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.exec_driver_sql("ANALYZE")
+    with engine.connect() as conn:
+        tables = list(conn.exec_driver_sql(_TABLES_BY_SIZE).scalars())
+
+    def analyze(table: str) -> None:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(f"ANALYZE {table}")
+
+    with ThreadPoolExecutor(ANALYZE_CONNECTIONS) as pool:
+        for done in [pool.submit(analyze, table) for table in tables]:
+            done.result()
     return True
 
 

@@ -151,11 +151,17 @@ def test_lines_that_meet_are_arranged_in_one_batch() -> None:
 
 
 def _last_analyzed() -> dt.datetime | None:
+    """When the least recently analysed of the tables an import fills was analysed."""
     with session_factory()() as session:
-        found: dt.datetime | None = session.execute(
-            text("SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'resource'")
-        ).scalar_one()
-        return found
+        found = session.execute(
+            text(
+                "SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname IN "
+                "('resource', 'resource_version', 'idx_token', 'idx_reference', 'mpi_block_key')"
+            )
+        ).all()
+    assert len(found) == 5
+    times = [when for _, when in found]
+    return None if None in times else min(times)
 
 
 def test_a_large_import_refreshes_the_planners_statistics(
