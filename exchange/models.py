@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from puente.db import Base, BigId, JSONDocument, UTCDateTime
+from puente.fhir.search import ParamType
 
 # The tables whose `resource_pk` references resource.pk. The database refuses a row naming
 # no resource and deletes a resource's rows with it, as `ForeignKey(ondelete="CASCADE")`
@@ -154,6 +155,19 @@ class QuantityIndex(Base):
     value: Mapped[Decimal] = mapped_column(Numeric(24, 8))
     system: Mapped[str | None] = mapped_column(String(255), nullable=True)
     code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+# The index table each type of search parameter's rows go to (written by `store`, read
+# by `query`).
+INDEX_TABLE_OF_TYPE: dict[ParamType, Any] = {
+    ParamType.STRING: StringIndex,
+    ParamType.TOKEN: TokenIndex,
+    ParamType.URI: TokenIndex,
+    ParamType.DATE: DateIndex,
+    ParamType.REFERENCE: ReferenceIndex,
+    ParamType.QUANTITY: QuantityIndex,
+    ParamType.NUMBER: QuantityIndex,
+}
 
 
 class ImportJob(Base):

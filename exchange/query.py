@@ -29,6 +29,7 @@ from sqlalchemy.sql.elements import ColumnElement as Clause
 from consent import service as labelling
 from exchange.indexing import fold
 from exchange.models import (
+    INDEX_TABLE_OF_TYPE,
     DateIndex,
     QuantityIndex,
     ReferenceIndex,
@@ -143,17 +144,6 @@ def _reference_clause(value: ReferenceValue) -> Clause[bool]:
     return clause
 
 
-_TABLES: dict[ParamType, Any] = {
-    ParamType.STRING: StringIndex,
-    ParamType.TOKEN: TokenIndex,
-    ParamType.URI: TokenIndex,
-    ParamType.DATE: DateIndex,
-    ParamType.REFERENCE: ReferenceIndex,
-    ParamType.QUANTITY: QuantityIndex,
-    ParamType.NUMBER: QuantityIndex,
-}
-
-
 def _value_clause(criterion: Criterion, value: Any) -> Clause[bool]:
     match value:
         case TokenValue():
@@ -219,7 +209,7 @@ def _criterion_clause(
             return not_(present) if criterion.values[0] == "true" else present
         hit = StoredResource.pk.in_(labelling.labelled_pks(tokens))
         return not_(hit) if criterion.modifier == "not" else hit
-    table = _TABLES.get(param.type)
+    table = INDEX_TABLE_OF_TYPE.get(param.type)
     if table is None:
         return false()
     scope = and_(table.res_type == resource_type, table.param == param.name)

@@ -19,6 +19,7 @@ from consent import service as labelling
 from exchange import indexing
 from exchange.matching import index as mpi
 from exchange.models import (
+    INDEX_TABLE_OF_TYPE,
     DateIndex,
     QuantityIndex,
     ReferenceIndex,
@@ -33,7 +34,7 @@ from puente import pgcopy
 from puente.db import utcnow
 from puente.errors import Conflict
 from puente.fhir.dates import instant
-from puente.fhir.search import ParamType, SearchParam
+from puente.fhir.search import SearchParam
 from puente.fhir.sql import among_in
 from translation.i18n import N_
 
@@ -74,15 +75,6 @@ INDEX_COLUMNS: dict[Any, tuple[str, ...]] = {
     ReferenceIndex: ("resource_pk", "res_type", "param", "target_type", "target_id"),
     QuantityIndex: ("resource_pk", "res_type", "param", "value", "system", "code"),
 }
-_TABLE_OF_TYPE: dict[ParamType, Any] = {
-    ParamType.STRING: StringIndex,
-    ParamType.TOKEN: TokenIndex,
-    ParamType.URI: TokenIndex,
-    ParamType.DATE: DateIndex,
-    ParamType.REFERENCE: ReferenceIndex,
-    ParamType.QUANTITY: QuantityIndex,
-    ParamType.NUMBER: QuantityIndex,
-}
 
 
 def index_values_of(
@@ -109,7 +101,7 @@ def _indexed(res_type: str) -> tuple[tuple[SearchParam, frozenset[str], Any], ..
     return tuple(
         (param, frozenset(path.split(".", 1)[0] for path in param.paths), table)
         for param in _params_for(res_type)
-        if (table := _TABLE_OF_TYPE.get(param.type)) is not None
+        if (table := INDEX_TABLE_OF_TYPE.get(param.type)) is not None
     )
 
 
