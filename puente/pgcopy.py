@@ -71,10 +71,14 @@ def _column_types(table: str, columns: tuple[str, ...], dialect: Dialect) -> tup
     from puente.db import Base
 
     found = Base.metadata.tables[table]
-    return tuple(
+    types = tuple(
         found.columns[column].type.compile(dialect=dialect).split("(", 1)[0].lower()
         for column in columns
     )
+    if "json" in types:
+        # psycopg would send a serialised document to a json column as a JSON string.
+        raise TypeError(f"COPY takes documents for jsonb columns only: {table}")
+    return types
 
 
 def copy_rows(
