@@ -344,6 +344,10 @@ class Created:
     last_updated: dt.datetime
     content: dict[str, Any]  # as stored: with the server's id and meta
 
+    @property
+    def version(self) -> int:
+        return 1
+
 
 def create_many(
     session: Session,

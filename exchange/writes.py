@@ -62,6 +62,42 @@ class Written:
     patients: tuple[str, ...] = ()  # whom the write concerns, for the audit trail
 
 
+def _written_all(
+    session: Session | None,
+    rows: Sequence[StoredResource | store.Created],
+    *,
+    created: bool = False,
+    changed: bool = True,
+    before: dict[str, Any] | None = None,
+) -> list[Written]:
+    """What writing `rows` (stored rows, or a bulk write's) left behind: each shown with
+    its stored labels (read in one query; none when the rows belong to no session) and
+    naming the Patients it concerns (for a deleted row, those `before` concerned). The one
+    way a write's result is built, for a single write and a transaction's creates alike."""
+    contents = [(row.pk, row.content) for row in rows if row.content is not None]
+    labelled = iter(
+        labelling.labelled(session, contents) if session is not None else [c for _, c in contents]
+    )
+    written = []
+    for row in rows:
+        shown = next(labelled) if row.content is not None else None
+        about = row.content if row.content is not None else before
+        patients = tuple(patient_references(about, row.res_type, row.res_id))
+        written.append(
+            Written(
+                row.res_type,
+                row.res_id,
+                shown,
+                row.version,
+                row.last_updated,
+                created,
+                changed,
+                patients,
+            )
+        )
+    return written
+
+
 def _written(
     stored: StoredResource,
     *,
@@ -69,21 +105,10 @@ def _written(
     changed: bool = True,
     before: dict[str, Any] | None = None,
 ) -> Written:
-    about = stored.content if stored.content is not None else before
-    session = object_session(stored)
-    shown = stored.content
-    if shown is not None and session is not None:
-        (shown,) = labelling.labelled(session, [(stored.pk, shown)])
-    return Written(
-        stored.res_type,
-        stored.res_id,
-        shown,
-        stored.version,
-        stored.last_updated,
-        created,
-        changed,
-        tuple(patient_references(about, stored.res_type, stored.res_id)),
+    (written,) = _written_all(
+        object_session(stored), [stored], created=created, changed=changed, before=before
     )
+    return written
 
 
 CONSENT = "Consent"
@@ -322,20 +347,7 @@ def create_all(session: Session, caller: Caller, items: Sequence[NewResource]) -
             contents=pending,
             method="POST",
         )
-        shown = labelling.labelled(session, [(c.pk, c.content) for c in created])
-        for row, resource in zip(created, shown, strict=True):
-            about = patient_references(row.content, row.res_type, row.res_id)
-            written.append(
-                Written(
-                    row.res_type,
-                    row.res_id,
-                    resource,
-                    1,
-                    row.last_updated,
-                    created=True,
-                    patients=tuple(about),
-                )
-            )
+        written.extend(_written_all(session, created, created=True))
         pending.clear()
 
     for position, item in enumerate(items):
